@@ -1,0 +1,184 @@
+"""The compact per-customer history summary that contact policies and rules read.
+
+The summary is the recent part of the customer's unified contact history, as a time-ordered tuple of
+`ContactEvent`s: small (pruned by age and count), serialisable (a JSON list of rows) and cheap to update
+(append one event). The hot path reads it from the cache, never from the database.
+
+`HistoryView` is the read side for one decision at one moment. It derives what the raw events imply:
+- a presentation later reported `not_displayed` (same decision and offer) no longer counts as presented;
+- a contact with no response after the offer's response window counts as `ignored`, at the moment the
+  window closed; a late response corrects it (the implicit `ignored` disappears).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+import orjson
+
+from decisioning.types import (
+    CONTACT_OUTCOMES,
+    DAY,
+    RESPONSE_OUTCOMES,
+    ContactEvent,
+    Outcome,
+)
+
+MAX_EVENTS = 512
+RETENTION_SECONDS = 400 * DAY
+
+
+@dataclass(frozen=True, slots=True)
+class HistorySummary:
+    """Recent contacts and responses of one customer, oldest first.
+
+    >>> s = HistorySummary().with_events([ContactEvent(0.0, "card_gold", "cards", "web", Outcome.PRESENTED)])
+    >>> HistorySummary.from_json(s.to_json()) == s
+    True
+    """
+
+    events: tuple[ContactEvent, ...] = ()
+
+    def with_events(self, new: Iterable[ContactEvent], now: float | None = None) -> HistorySummary:
+        """Return the summary with `new` merged in, pruned to the retention window and size."""
+        merged = sorted((*self.events, *new), key=lambda e: e.at)
+        if now is not None:
+            cutoff = now - RETENTION_SECONDS
+            merged = [e for e in merged if e.at >= cutoff]
+        return HistorySummary(tuple(merged[-MAX_EVENTS:]))
+
+    def to_json(self) -> bytes:
+        return orjson.dumps([e.to_row() for e in self.events])
+
+    @classmethod
+    def from_json(cls, data: bytes | str | None) -> HistorySummary:
+        if not data:
+            return cls()
+        return cls(tuple(ContactEvent.from_row(r) for r in orjson.loads(data)))
+
+
+@dataclass(frozen=True, slots=True)
+class Happening:
+    """An effective event as policies count it (after releases and implicit ignores)."""
+
+    at: float
+    offer_id: str
+    group: str
+    channel: str
+    outcome: Outcome
+
+
+class HistoryView:
+    """What a customer's history says at time `now`, with per-offer response windows applied.
+
+    `response_window` maps an offer id to its response window in seconds (None: no implicit ignore).
+
+    >>> view = HistoryView(HistorySummary(), now=0.0, response_window=lambda offer_id: 7 * DAY)
+    >>> view.count({Outcome.PRESENTED})
+    0
+    """
+
+    def __init__(
+        self,
+        summary: HistorySummary,
+        now: float,
+        response_window: Callable[[str], float | None] | Mapping[str, float | None] = lambda _: None,
+    ) -> None:
+        self.summary = summary
+        self.now = now
+        self._window = response_window.get if isinstance(response_window, Mapping) else response_window
+
+    @cached_property
+    def happenings(self) -> tuple[Happening, ...]:
+        """Every effective event up to `now`, oldest first."""
+        events = [e for e in self.summary.events if e.at <= self.now]
+        released = {(e.decision_id, e.offer_id) for e in events if e.outcome is Outcome.NOT_DISPLAYED}
+        answered = {(e.decision_id, e.offer_id) for e in events if e.outcome in RESPONSE_OUTCOMES}
+        out = [
+            _happening(e)
+            for e in events
+            if e.outcome is not Outcome.NOT_DISPLAYED
+            and not (e.outcome in CONTACT_OUTCOMES and (e.decision_id, e.offer_id) in released)
+        ]
+        out.extend(self._implicit_ignores(events, released | answered))
+        out.sort(key=lambda h: h.at)
+        return tuple(out)
+
+    def _implicit_ignores(self, events: list[ContactEvent], settled: set) -> list[Happening]:
+        ignores = []
+        for e in events:
+            if e.outcome not in CONTACT_OUTCOMES or (e.decision_id, e.offer_id) in settled:
+                continue
+            window = self._window(e.offer_id)
+            if window is not None and e.at + window <= self.now:
+                ignores.append(Happening(e.at + window, e.offer_id, e.group, e.channel, Outcome.IGNORED))
+        return ignores
+
+    def times(
+        self,
+        outcomes: Iterable[Outcome],
+        *,
+        offer_id: str | None = None,
+        group: str | None = None,
+        channels: Iterable[str] | None = None,
+    ) -> list[float]:
+        """Times of the matching happenings, oldest first."""
+        wanted = frozenset(outcomes)
+        chans = None if channels is None else frozenset(channels)
+        return [
+            h.at
+            for h in self.happenings
+            if h.outcome in wanted
+            and (offer_id is None or h.offer_id == offer_id)
+            and (group is None or h.group == group)
+            and (chans is None or h.channel in chans)
+        ]
+
+    def count(
+        self,
+        outcomes: Iterable[Outcome],
+        *,
+        since: float | None = None,
+        offer_id: str | None = None,
+        group: str | None = None,
+        channels: Iterable[str] | None = None,
+    ) -> int:
+        """How many matching happenings at or after `since` (inclusive) and up to now."""
+        times = self.times(outcomes, offer_id=offer_id, group=group, channels=channels)
+        if since is None:
+            return len(times)
+        return len(times) - bisect.bisect_left(times, since)
+
+    def days_since(
+        self,
+        outcomes: Iterable[Outcome],
+        *,
+        offer_id: str | None = None,
+        group: str | None = None,
+        channels: Iterable[str] | None = None,
+    ) -> float:
+        """Days since the latest matching happening; `inf` when there was none."""
+        times = self.times(outcomes, offer_id=offer_id, group=group, channels=channels)
+        return (self.now - times[-1]) / DAY if times else math.inf
+
+    def unanswered_contacts(self, since: float) -> dict[str, float]:
+        """Offers contacted at or after `since` with no response yet: offer id -> latest contact time."""
+        events = [e for e in self.summary.events if e.at <= self.now]
+        settled = {
+            (e.decision_id, e.offer_id)
+            for e in events
+            if e.outcome in RESPONSE_OUTCOMES or e.outcome is Outcome.NOT_DISPLAYED
+        }
+        out: dict[str, float] = {}
+        for e in events:
+            if e.outcome in CONTACT_OUTCOMES and e.at >= since and (e.decision_id, e.offer_id) not in settled:
+                out[e.offer_id] = e.at
+        return out
+
+
+def _happening(e: ContactEvent) -> Happening:
+    return Happening(e.at, e.offer_id, e.group, e.channel, e.outcome)

@@ -1,0 +1,149 @@
+"""Ports: the interfaces the core and the service need from the outside world.
+
+Adapters implement them: in process and SQLite for the embedded default, Redis and PostgreSQL in
+production. The core itself only ever receives the data these return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Protocol
+
+import numpy as np
+
+from decisioning.catalogue import Offer
+from decisioning.history import HistorySummary
+from decisioning.records import ContactRecord, DecisionRecord, HistoryEntry, ResponseRecord
+from decisioning.types import ContactEvent, Context, CustomerFeatures, FeatureValue
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerSnapshot:
+    """What one round trip to the customer cache returns.
+
+    `features` is None for a customer the store has never seen. `feature_times` maps a feature name to
+    when it was last written (epoch seconds); the key "*" holds the time of the last batch load.
+    `summary` is None when the cache holds no history summary for the customer (the service then
+    rebuilds it from the contact history and stores it back).
+    """
+
+    customer_id: str
+    features: Mapping[str, FeatureValue] | None
+    feature_times: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    summary: HistorySummary | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureUpdate:
+    """An atomic change to one real-time feature, derived from a customer event.
+
+    `op` is "incr" (add `value`), "set" (store `value`) or "max" (keep the larger).
+    """
+
+    feature: str
+    op: str
+    value: FeatureValue
+
+
+class CustomerCache(Protocol):
+    """Customer features and history summaries, read together in one round trip.
+
+    >>> snapshot = await cache.load("c-000042")          # doctest: +SKIP
+    >>> await cache.append_events("c-000042", events, now) # doctest: +SKIP
+    """
+
+    async def load(self, customer_id: str) -> CustomerSnapshot: ...
+
+    async def put_features(self, rows: Sequence[tuple[str, Mapping[str, FeatureValue]]], at: float) -> int: ...
+
+    async def apply_updates(self, customer_id: str, updates: Sequence[FeatureUpdate], at: float) -> None: ...
+
+    async def append_events(self, customer_id: str, events: Sequence[ContactEvent], now: float) -> None:
+        """Add events to the summary if the cache holds one (a missing summary stays missing)."""
+        ...
+
+    async def store_summary(self, customer_id: str, summary: HistorySummary) -> None: ...
+
+    async def count(self) -> int:
+        """How many customers have features in the cache."""
+        ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class ContactHistory(Protocol):
+    """The unified contact history: append-only, durable once a call returns.
+
+    >>> await history.record_decision(record)           # doctest: +SKIP
+    >>> summary = await history.summary("c-000042", since=now - 400 * DAY)  # doctest: +SKIP
+    """
+
+    async def record_decision(self, decision: DecisionRecord) -> None:
+        """Durably store the decision and its presented offers (returns after commit)."""
+        ...
+
+    async def record_contacts(self, contacts: Sequence[ContactRecord]) -> int:
+        """Store outbound sends; contacts whose id+offer already exist are skipped. Returns rows added."""
+        ...
+
+    async def record_response(self, response: ResponseRecord) -> bool:
+        """Store a response; False when one with the same `response_id` exists already (idempotent)."""
+        ...
+
+    async def latest_contact(self, customer_id: str, offer_id: str) -> ContactRecord | None:
+        """The most recent contact (any channel) of this offer to this customer."""
+        ...
+
+    async def find_contact(self, decision_id: str, offer_id: str) -> ContactRecord | None: ...
+
+    async def find_decision(self, request_id: str) -> str | None:
+        """The decision id recorded for a request id, if any (idempotent retries)."""
+        ...
+
+    async def summary(self, customer_id: str, since: float) -> HistorySummary:
+        """Rebuild a customer's summary from the stored history (events at or after `since`)."""
+        ...
+
+    async def entries(self, customer_id: str, limit: int = 100) -> list[HistoryEntry]:
+        """The customer's history, newest first."""
+        ...
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class BudgetCounter(Protocol):
+    """Volume budgets shared by all replicas, reserved at decision time.
+
+    >>> await budgets.reserve("budget:mortgage_call:2026-11-23", limit=500, ttl_seconds=2 * 86_400)  # doctest: +SKIP
+    True
+    """
+
+    async def reserve(self, key: str, limit: int, ttl_seconds: float | None) -> bool:
+        """Take one unit if fewer than `limit` were taken; atomic across replicas."""
+        ...
+
+    async def release(self, key: str) -> None:
+        """Give back one unit (a reservation whose decision was not delivered)."""
+        ...
+
+    async def used(self, key: str) -> int: ...
+
+
+class Scorer(Protocol):
+    """Scores every candidate offer of one customer in one vectorised call.
+
+    >>> scorer.score(customer, context, offers)   # doctest: +SKIP
+    array([0.031, 0.12, ...])
+    """
+
+    version: str
+
+    def score(self, customer: CustomerFeatures, context: Context, offers: Sequence[Offer]) -> np.ndarray:
+        """Response probabilities, one per offer, in the order given."""
+        ...

@@ -1,0 +1,97 @@
+"""Rows of the unified contact history, as the core hands them to a history adapter.
+
+One history for all channels and directions: inbound decisions (one `ContactRecord` per presented
+offer, outcome `presented`), outbound sends (outcome `sent`) and responses. Append-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from decisioning.types import ContactEvent, Direction, Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRecord:
+    """One offer put in front of a customer: presented in a decision, or sent outbound."""
+
+    contact_id: str  # decision id for inbound decisions; the send's id for outbound contacts
+    customer_id: str
+    at: float
+    channel: str
+    direction: Direction
+    offer_id: str
+    group: str
+    outcome: Outcome  # PRESENTED or SENT
+    treatment: str | None = None  # the treatment's title, as shown
+    placement: str | None = None
+    rank: int | None = None
+    propensity: float | None = None
+    value: float | None = None
+    priority: float | None = None
+    selection_probability: float | None = None
+    model_version: str | None = None
+    catalogue_version: str | None = None
+    campaign: str | None = None
+
+    def event(self) -> ContactEvent:
+        return ContactEvent(self.at, self.offer_id, self.group, self.channel, self.outcome, self.contact_id)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """A decision as the history keeps it: the request, its outcome and every presented offer."""
+
+    decision_id: str
+    customer_id: str
+    at: float
+    channel: str
+    placement: str | None
+    intent: str | None
+    control_group: bool
+    model_version: str
+    catalogue_version: str
+    contacts: tuple[ContactRecord, ...]
+    context: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    candidates: tuple[Mapping[str, Any], ...] = ()  # logged candidates and why each was kept or dropped
+    request_id: str | None = None
+
+    def events(self) -> list[ContactEvent]:
+        return [c.event() for c in self.contacts]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseRecord:
+    """A customer's response to an offer, attributed to a contact (`decision_id`) when one is known."""
+
+    response_id: str  # idempotency key
+    customer_id: str
+    offer_id: str
+    channel: str
+    outcome: Outcome
+    at: float
+    decision_id: str | None = None
+    group: str | None = None
+
+    def event(self, group: str) -> ContactEvent:
+        return ContactEvent(self.at, self.offer_id, group, self.channel, self.outcome, self.decision_id)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One row of a customer's history as the API lists it."""
+
+    kind: str  # "contact" or "response"
+    id: str
+    customer_id: str
+    at: float
+    channel: str
+    direction: str
+    offer_id: str
+    group: str | None
+    outcome: str
+    decision_id: str | None
+    details: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
