@@ -206,7 +206,7 @@ class ArbitrationSettings:
     default_response_window_days: float | None = 7.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Catalogue:
     version: str  # content hash of the source files
     channels: tuple[str, ...]
@@ -216,9 +216,14 @@ class Catalogue:
     settings: ArbitrationSettings
     features: tuple[FeatureSpec, ...] = ()
     offers_by_id: Mapping[str, Offer] = field(init=False, repr=False, compare=False)
+    # Each offer's rules in evaluation order: eligibility, applicability, suitability; group before offer.
+    rules_in_order: Mapping[str, tuple[Rule, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "offers_by_id", MappingProxyType({o.id: o for o in self.offers}))
+        order = list(RuleClass)
+        ordered = {o.id: tuple(sorted(o.rules, key=lambda r: order.index(r.rule_class))) for o in self.offers}
+        object.__setattr__(self, "rules_in_order", MappingProxyType(ordered))
 
     def offer(self, offer_id: str) -> Offer | None:
         return self.offers_by_id.get(offer_id)

@@ -127,10 +127,21 @@ class HistoryView:
         channels: Iterable[str] | None = None,
     ) -> list[float]:
         """Times of the matching happenings, oldest first."""
+        return [h.at for h in self.matching(outcomes, offer_id=offer_id, group=group, channels=channels)]
+
+    def matching(
+        self,
+        outcomes: Iterable[Outcome],
+        *,
+        offer_id: str | None = None,
+        group: str | None = None,
+        channels: Iterable[str] | None = None,
+    ) -> list[Happening]:
+        """The happenings with one of `outcomes`, for the offer / group (None: any), in `channels`."""
         wanted = frozenset(outcomes)
         chans = None if channels is None else frozenset(channels)
         return [
-            h.at
+            h
             for h in self.happenings
             if h.outcome in wanted
             and (offer_id is None or h.offer_id == offer_id)

@@ -1,0 +1,204 @@
+"""Arbitration: rank the surviving candidates and choose the offers to present.
+
+priority = propensity x value x lever x context weight x consistency boost. Ties are broken by offer id, so
+the same inputs always give the same ranking. Constraints: top N, at most `max_per_group` offers of one
+group, and the contact-policy headroom of this decision.
+
+Every chosen offer carries `selection_probability`: the probability that the arbitration policy picked it
+at its rank, given the offers ranked above it (the product over ranks is the probability of the whole
+list). Greedy choices have probability 1; exploration and the control group make it smaller, which is what
+inverse-propensity estimates of a new policy need.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from decisioning.catalogue import ArbitrationSettings, ControlMode, ExplorationKind, Offer
+from decisioning.contact_policy import Headroom
+
+THOMPSON_DRAWS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    offer: Offer
+    propensity: float
+    value: float
+    lever: float
+    context_weight: float
+    boost: float = 1.0
+    pinned: bool = False
+
+    @property
+    def priority(self) -> float:
+        return self.propensity * self.value * self.lever * self.context_weight * self.boost
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    candidate: Candidate
+    rank: int
+    selection_probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class ArbitrationResult:
+    selected: tuple[Selection, ...]
+    passed_over: dict[str, str]  # offer id -> why it was not chosen
+    mode: str  # "greedy", "epsilon_greedy", "thompson", "control" or "control_none"
+
+
+def in_control_group(customer_id: str, settings: ArbitrationSettings, now: float) -> bool:
+    """A stable hash of (salt, period, customer id) below the configured share; never random per request.
+
+    >>> in_control_group("c-1", ArbitrationSettings(control_share=0.0), 0.0)
+    False
+    """
+    if settings.control_share <= 0:
+        return False
+    key = f"{settings.control_salt}|{_period(settings, now)}|{customer_id}".encode()
+    bucket = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
+    return bucket < settings.control_share
+
+
+def _period(settings: ArbitrationSettings, now: float) -> str:
+    if settings.control_period == "fixed":
+        return ""
+    local = datetime.fromtimestamp(now, ZoneInfo(settings.timezone))
+    if settings.control_period == "quarter":
+        return f"{local.year}-Q{(local.month - 1) // 3 + 1}"
+    return f"{local.year}-{local.month:02d}"
+
+
+def arbitrate(
+    candidates: Sequence[Candidate],
+    max_offers: int,
+    settings: ArbitrationSettings,
+    *,
+    control: bool = False,
+    headroom: Sequence[Headroom] = (),
+    rng: np.random.Generator | None = None,
+) -> ArbitrationResult:
+    """Choose up to `max_offers` candidates.
+
+    >>> arbitrate([Candidate(offer, 0.1, 100.0, 1.0, 1.0)], 1, ArbitrationSettings()).selected[0].rank  # doctest: +SKIP
+    1
+    """
+    ordered = sorted(candidates, key=lambda c: (not c.pinned, -c.priority, c.offer.id))
+    if control and settings.control_mode is ControlMode.NONE:
+        return ArbitrationResult((), {c.offer.id: "control group: no marketing offer" for c in ordered}, "control_none")
+    chooser = _Chooser(ordered, settings, control, rng or np.random.default_rng(0))
+    slots = _Slots(settings.max_per_group, headroom)
+    selected: list[Selection] = []
+    while len(selected) < max_offers:
+        feasible = [c for c in ordered if c.offer.id not in chooser.taken and slots.fits(c)]
+        if not feasible:
+            break
+        pick, probability = chooser.choose(feasible)
+        slots.take(pick)
+        selected.append(Selection(pick, len(selected) + 1, probability))
+    return ArbitrationResult(tuple(selected), _passed_over(ordered, chooser.taken, slots, max_offers), chooser.mode)
+
+
+class _Slots:
+    """The constraints that limit which candidates still fit this decision."""
+
+    def __init__(self, max_per_group: int | None, headroom: Sequence[Headroom]) -> None:
+        self.max_per_group = max_per_group
+        self.headroom = list(headroom)
+        self.groups: Counter[str] = Counter()
+        self.used: Counter[str] = Counter()
+
+    def fits(self, c: Candidate) -> bool:
+        return self.why_not(c) is None
+
+    def why_not(self, c: Candidate) -> str | None:
+        if self.max_per_group is not None and self.groups[c.offer.group] >= self.max_per_group:
+            return f"group '{c.offer.group}' already has {self.groups[c.offer.group]} offer(s) in this decision"
+        for h in self.headroom:
+            if c.offer.id in h.offer_ids and self.used[h.policy_id] >= h.remaining:
+                return f"contact policy '{h.policy_id}' allows {max(h.remaining, 0)} more in this decision"
+        return None
+
+    def take(self, c: Candidate) -> None:
+        self.groups[c.offer.group] += 1
+        for h in self.headroom:
+            if c.offer.id in h.offer_ids:
+                self.used[h.policy_id] += 1
+
+
+class _Chooser:
+    """Greedy, epsilon-greedy, Thompson sampling or the control group's uniform choice."""
+
+    def __init__(
+        self, ordered: list[Candidate], settings: ArbitrationSettings, control: bool, rng: np.random.Generator
+    ) -> None:
+        self.settings = settings
+        self.rng = rng
+        self.taken: set[str] = set()
+        self.mode = "control" if control else _mode(settings)
+        if self.mode == "thompson":
+            self.samples = _thompson_samples(ordered, settings.thompson_strength, rng)
+
+    def choose(self, feasible: list[Candidate]) -> tuple[Candidate, float]:
+        pinned = [c for c in feasible if c.pinned]
+        if self.mode == "control":
+            pick, p = feasible[self.rng.integers(len(feasible))], 1.0 / len(feasible)
+        elif pinned:
+            pick, p = pinned[0], 1.0  # consistency: what the customer saw elsewhere keeps its place
+        elif self.mode == "epsilon_greedy":
+            pick, p = self._epsilon(feasible)
+        elif self.mode == "thompson":
+            pick, p = self._thompson(feasible)
+        else:
+            pick, p = feasible[0], 1.0
+        self.taken.add(pick.offer.id)
+        return pick, p
+
+    def _epsilon(self, feasible: list[Candidate]) -> tuple[Candidate, float]:
+        eps, n = self.settings.epsilon, len(feasible)
+        explore = self.rng.random() < eps
+        pick = feasible[self.rng.integers(n)] if explore else feasible[0]
+        return pick, (1.0 - eps) * (pick is feasible[0]) + eps / n
+
+    def _thompson(self, feasible: list[Candidate]) -> tuple[Candidate, float]:
+        ids = [c.offer.id for c in feasible]
+        draws = np.stack([self.samples[i] for i in ids], axis=1)  # (draws, feasible)
+        winners = np.argmax(draws, axis=1)
+        pick = int(winners[0])  # the first draw decides; all draws estimate the probability
+        return feasible[pick], float(np.mean(winners == pick))
+
+
+def _mode(settings: ArbitrationSettings) -> str:
+    if settings.exploration is ExplorationKind.EPSILON and settings.epsilon > 0:
+        return "epsilon_greedy"
+    return "thompson" if settings.exploration is ExplorationKind.THOMPSON else "greedy"
+
+
+def _thompson_samples(
+    ordered: list[Candidate], strength: float, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Sampled priorities: propensity drawn from Beta around the model's estimate, times the rest."""
+    p = np.clip(np.array([c.propensity for c in ordered], dtype=float), 1e-6, 1 - 1e-6)
+    rest = np.array([c.priority / c.propensity if c.propensity > 0 else 0.0 for c in ordered])
+    draws = rng.beta(p * strength + 1.0, (1.0 - p) * strength + 1.0, size=(THOMPSON_DRAWS, len(ordered)))
+    sampled = draws * rest
+    return {c.offer.id: sampled[:, i] for i, c in enumerate(ordered)}
+
+
+def _passed_over(ordered: list[Candidate], taken: set[str], slots: _Slots, n: int) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for rank, c in enumerate(ordered, start=1):
+        if c.offer.id in taken:
+            continue
+        why = slots.why_not(c)
+        out[c.offer.id] = why or f"ranked {rank} of {len(ordered)} by priority; {n} offer(s) asked"
+    return out

@@ -1,0 +1,254 @@
+"""Contact policies: should we make this offer, given what we already did?
+
+A policy is (counted outcomes, level, channel scope, window, threshold, effect), optionally limited to a
+segment and to some offers or groups. The exact semantics, pinned by tests/unit/test_contact_policy.py:
+
+- **What is counted**: the customer's effective history (decisioning.history.HistoryView): presentations
+  released by `not_displayed` do not count; a contact unanswered after its response window counts as
+  `ignored` at the moment the window closed.
+- **The current decision does not count against itself**: "at most 3 presentations per 7 days" lets a
+  customer with 2 earlier presentations see the offer a third time. It counts for every later decision from
+  the moment it is made. Within one decision that presents several offers, a cap on presentations of a
+  group or of all offers also limits how many offers this decision may add (`Headroom`).
+- **Rolling windows include their boundary**: an event exactly 7 days old is inside "the last 7 days".
+- **Calendar windows** start at local midnight (day), Monday midnight (week) or the 1st (month) in the
+  catalogue's time zone, daylight-saving transitions included.
+- **Effect**: without `suppress_days`, the scope is suppressed while the count in the window is at or above
+  the threshold. With `suppress_days`, it is suppressed from the moment the threshold was reached (the time of
+  the event that reached it) until that moment plus `suppress_days` (exclusive end).
+- **Channel scope** is both what is counted and where the policy applies: a policy on [email, sms] counts
+  outbound sends in those channels and suppresses decisions in those channels only. No scope: every channel,
+  inbound and outbound together.
+- **Which offers**: the policy's `offers`/`groups` when given, else every marketing offer.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from decisioning.catalogue import CalendarUnit, ContactPolicy, Level, Offer, Window, WindowKind
+from decisioning.history import Happening, HistoryView
+from decisioning.rules import RuleEnv, RuleError
+from decisioning.types import DAY, Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """Why a policy suppressed an offer: the rule, what it counted, and until when."""
+
+    policy_id: str
+    scope: str  # "offer:<id>", "group:<id>" or "all"
+    count: int
+    threshold: int
+    outcomes: tuple[str, ...]
+    window: str
+    until: float | None  # None: while the window holds
+    description: str = ""
+
+    def reason(self) -> str:
+        counted = "/".join(self.outcomes)
+        until = "while the window holds" if self.until is None else f"until {_iso(self.until)}"
+        return (
+            f"contact policy '{self.policy_id}': {self.count} {counted} for {self.scope} in the "
+            f"{self.window} (threshold {self.threshold}); suppressed {until}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Headroom:
+    """How many more offers of `offer_ids` this decision may present before `policy_id`'s cap is hit."""
+
+    policy_id: str
+    offer_ids: frozenset[str]
+    remaining: int
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyOutcome:
+    suppressed: dict[str, Suppression]  # offer id -> the first policy that suppressed it
+    headroom: tuple[Headroom, ...]
+    errors: tuple[str, ...] = ()  # segment conditions that failed to evaluate (policy then applied)
+
+
+def evaluate_policies(
+    policies: Sequence[ContactPolicy],
+    offers: Sequence[Offer],
+    env: RuleEnv,
+    view: HistoryView,
+    timezone: str,
+) -> PolicyOutcome:
+    """Apply every contact policy to the candidate `offers` of one decision.
+
+    >>> outcome = evaluate_policies(catalogue.policies, offers, env, view, "Europe/Amsterdam")  # doctest: +SKIP
+    >>> outcome.suppressed["card_gold"].reason()  # doctest: +SKIP
+    "contact policy 'offer_cap_7d': 3 presented for offer:card_gold in the last 7 days (threshold 3); ..."
+    """
+    suppressed: dict[str, Suppression] = {}
+    headroom: list[Headroom] = []
+    errors: list[str] = []
+    for policy in policies:
+        if not _applies(policy, env, errors):
+            continue
+        targets = [o for o in offers if _covers(policy, o)]
+        if targets:
+            _apply(policy, targets, view, timezone, suppressed, headroom)
+    return PolicyOutcome(suppressed, tuple(headroom), tuple(errors))
+
+
+def _applies(policy: ContactPolicy, env: RuleEnv, errors: list[str]) -> bool:
+    if policy.channels is not None and env.context.channel not in policy.channels:
+        return False
+    if policy.segment is None:
+        return True
+    try:
+        return bool(policy.segment.evaluate(env))
+    except RuleError as err:
+        # A policy whose segment cannot be evaluated still protects the customer: apply it.
+        errors.append(f"contact policy '{policy.id}': segment condition failed: {err.message}")
+        return True
+
+
+def _covers(policy: ContactPolicy, offer: Offer) -> bool:
+    if policy.offers or policy.groups:
+        return offer.id in policy.offers or offer.group in policy.groups
+    return offer.marketing
+
+
+def _apply(
+    policy: ContactPolicy,
+    targets: list[Offer],
+    view: HistoryView,
+    timezone: str,
+    suppressed: dict[str, Suppression],
+    headroom: list[Headroom],
+) -> None:
+    by_scope = _times_by_scope(policy, targets, view)
+    for scope, members in _scopes(policy.level, targets).items():
+        times = by_scope.get(scope, [])
+        count, until = _check(policy, times, view.now, timezone)
+        if count >= policy.threshold and (until is None or until > view.now):
+            _suppress(policy, scope, count, until, members, targets, suppressed)
+        elif Outcome.PRESENTED in policy.outcomes and policy.level is not Level.OFFER:
+            start = window_start(policy.window, view.now, timezone)
+            now_count = sum(1 for t in times if start <= t <= view.now)
+            headroom.append(Headroom(policy.id, frozenset(o.id for o in members), policy.threshold - now_count))
+
+
+def _scopes(level: Level, targets: list[Offer]) -> dict[str, list[Offer]]:
+    scopes: dict[str, list[Offer]] = defaultdict(list)
+    for offer in targets:
+        scopes[_scope_key(level, offer.id, offer.group)].append(offer)
+    return scopes
+
+
+def _scope_key(level: Level, offer_id: str, group: str) -> str:
+    if level is Level.OFFER:
+        return f"offer:{offer_id}"
+    return f"group:{group}" if level is Level.GROUP else "all"
+
+
+def _times_by_scope(policy: ContactPolicy, targets: list[Offer], view: HistoryView) -> dict[str, list[float]]:
+    """One pass over the history: matching event times per scope, oldest first."""
+    counted = _counted_filter(policy, targets)
+    out: dict[str, list[float]] = defaultdict(list)
+    for h in view.matching(policy.outcomes, channels=policy.channels):
+        if counted(h):
+            out[_scope_key(policy.level, h.offer_id, h.group)].append(h.at)
+    return out
+
+
+def _counted_filter(policy: ContactPolicy, targets: list[Offer]):  # noqa: ANN202 - a small predicate
+    if policy.offers or policy.groups:
+        return lambda h: h.offer_id in policy.offers or h.group in policy.groups
+    if policy.level is Level.ALL:
+        # Global fatigue counts marketing contacts only; the history may name offers the catalogue no
+        # longer has, and those were marketing offers when they were made.
+        service = frozenset(o.id for o in targets if not o.marketing)
+        return lambda h: h.offer_id not in service
+    return _always
+
+
+def _always(_: Happening) -> bool:
+    return True
+
+
+def _check(policy: ContactPolicy, times: list[float], now: float, timezone: str) -> tuple[int, float | None]:
+    """(count in the window now, or at the trigger; the end of the suppression or None)."""
+    if policy.suppress_days is None:
+        start = window_start(policy.window, now, timezone)
+        return sum(1 for t in times if start <= t <= now), None
+    return _latest_trigger(policy, times, now, timezone)
+
+
+def _latest_trigger(
+    policy: ContactPolicy, times: list[float], now: float, timezone: str
+) -> tuple[int, float | None]:
+    """The most recent moment the threshold was reached within one window, and when its effect ends."""
+    duration = (policy.suppress_days or 0.0) * DAY
+    k = policy.threshold
+    for i in range(len(times) - 1, k - 2, -1):
+        t = times[i]
+        if t + duration <= now:
+            break  # older triggers ended earlier still
+        start = window_start(policy.window, t, timezone)
+        if times[i - k + 1] >= start:
+            return sum(1 for x in times[: i + 1] if x >= start), t + duration
+    return 0, None
+
+
+def _suppress(
+    policy: ContactPolicy,
+    scope: str,
+    count: int,
+    until: float | None,
+    members: list[Offer],
+    targets: list[Offer],
+    suppressed: dict[str, Suppression],
+) -> None:
+    hit = Suppression(
+        policy.id, scope, count, policy.threshold, tuple(sorted(policy.outcomes)),
+        policy.window.describe(), until, policy.description,
+    )
+    for offer in _suppressed_offers(policy.suppress, members, targets):
+        suppressed.setdefault(offer.id, hit)
+
+
+def _suppressed_offers(suppress: Level, members: list[Offer], targets: list[Offer]) -> list[Offer]:
+    if suppress is Level.ALL:
+        return targets
+    if suppress is Level.GROUP:
+        groups = {o.group for o in members}
+        return [o for o in targets if o.group in groups]
+    return members
+
+
+def window_start(window: Window, now: float, timezone: str) -> float:
+    """The earliest event time inside `window` at `now` (inclusive).
+
+    >>> window_start(Window(seconds=7 * DAY), 10 * DAY, "UTC") / DAY
+    3.0
+    """
+    if window.kind is WindowKind.ROLLING:
+        return now - (window.seconds or 0.0)
+    local = datetime.fromtimestamp(now, _zone(timezone))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if window.unit is CalendarUnit.WEEK:
+        midnight = midnight - timedelta(days=midnight.weekday())
+    elif window.unit is CalendarUnit.MONTH:
+        midnight = midnight.replace(day=1)
+    # Rebuild from the wall clock so that the zone's offset on that day (not today's) is used.
+    return datetime(midnight.year, midnight.month, midnight.day, tzinfo=_zone(timezone)).timestamp()
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, _zone("UTC")).isoformat(timespec="seconds")

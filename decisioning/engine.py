@@ -1,0 +1,303 @@
+"""The decision, step by step: eligibility, contact policies, scoring, arbitration, explanation.
+
+`decide` is pure: it receives the catalogue, the customer's features, the request context, the customer's
+history summary, a scorer and the budgets known to be exhausted, and returns a `Decision` value. Loading,
+budget reservation and logging are the service's job (app/service.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from decisioning.arbitration import ArbitrationResult, Candidate, Selection, arbitrate, in_control_group
+from decisioning.catalogue import ArbitrationSettings, Catalogue, ConsistencyMode, Offer, Rule, Treatment
+from decisioning.contact_policy import PolicyOutcome, Suppression, evaluate_policies
+from decisioning.explanation import CandidateExplanation, RuleFailure, Stage
+from decisioning.history import HistorySummary, HistoryView
+from decisioning.ports import Scorer
+from decisioning.records import ContactRecord, DecisionRecord
+from decisioning.rules import RuleEnv, RuleError
+from decisioning.types import DAY, Context, CustomerFeatures, Direction, Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRequest:
+    decision_id: str
+    customer: CustomerFeatures
+    context: Context
+    max_offers: int = 1
+    explain: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PresentedOffer:
+    offer: Offer
+    treatment: Treatment
+    rank: int
+    propensity: float
+    value: float
+    lever: float
+    context_weight: float
+    boost: float
+    priority: float
+    selection_probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    decision_id: str
+    customer_id: str
+    context: Context
+    offers: tuple[PresentedOffer, ...]
+    control_group: bool
+    mode: str
+    catalogue_version: str
+    model_version: str
+    suppressions: tuple[Suppression, ...] = ()
+    explanations: tuple[CandidateExplanation, ...] = ()  # every candidate, when asked
+    scored: tuple[tuple[str, float, float], ...] = ()  # (offer id, propensity, priority) of every candidate
+    notes: tuple[str, ...] = field(default=())  # data quality and rule errors, in words
+
+    def to_record(self, request_id: str | None = None) -> DecisionRecord:
+        """The rows the contact history keeps for this decision."""
+        ctx = self.context
+        contacts = tuple(
+            ContactRecord(
+                contact_id=self.decision_id, customer_id=self.customer_id, at=ctx.now, channel=ctx.channel,
+                direction=Direction.INBOUND, offer_id=p.offer.id, group=p.offer.group, outcome=Outcome.PRESENTED,
+                treatment=p.treatment.title, placement=ctx.placement, rank=p.rank, propensity=p.propensity,
+                value=p.value, priority=p.priority, selection_probability=p.selection_probability,
+                model_version=self.model_version, catalogue_version=self.catalogue_version,
+            )
+            for p in self.offers
+        )
+        return DecisionRecord(
+            decision_id=self.decision_id, customer_id=self.customer_id, at=ctx.now, channel=ctx.channel,
+            placement=ctx.placement, intent=ctx.intent, control_group=self.control_group,
+            model_version=self.model_version, catalogue_version=self.catalogue_version, contacts=contacts,
+            context=dict(ctx.attributes), request_id=request_id,
+            candidates=tuple({"offer_id": o, "propensity": p, "priority": q} for o, p, q in self.scored),
+        )
+
+
+def decide(
+    catalogue: Catalogue,
+    request: DecisionRequest,
+    summary: HistorySummary,
+    scorer: Scorer,
+    *,
+    exhausted_budgets: frozenset[str] = frozenset(),
+) -> Decision:
+    """Decide which offers to present to one customer now, and why.
+
+    >>> decision = decide(catalogue, DecisionRequest("d-1", customer, Context("web", now)), summary, scorer)  # doctest: +SKIP
+    >>> [p.offer.id for p in decision.offers]  # doctest: +SKIP
+    ['card_gold']
+    """
+    run = _Run(catalogue, request, summary)
+    alive = run.filter_static(catalogue.offers)
+    alive = run.filter_rules(alive)
+    alive = run.filter_policies(alive, exhausted_budgets)
+    candidates = run.score(alive, scorer)
+    control = in_control_group(request.customer.customer_id, catalogue.settings, request.context.now)
+    result = arbitrate(
+        candidates, request.max_offers, catalogue.settings, control=control,
+        headroom=run.policy.headroom, rng=_rng(request.decision_id),
+    )
+    return run.finish(candidates, result, control, scorer.version)
+
+
+def _rng(decision_id: str) -> np.random.Generator:
+    # Seeded by the decision id: a logged decision can be replayed exactly.
+    return np.random.default_rng(int.from_bytes(hashlib.blake2b(decision_id.encode(), digest_size=8).digest()))
+
+
+class _Run:
+    """The state of one decision as it moves through the stages."""
+
+    def __init__(self, catalogue: Catalogue, request: DecisionRequest, summary: HistorySummary) -> None:
+        self.catalogue = catalogue
+        self.request = request
+        self.ctx = request.context
+        self.view = HistoryView(summary, self.ctx.now, catalogue.response_window_seconds)
+        self.env = RuleEnv(request.customer.values, self.ctx, self.view)
+        self.dropped: list[CandidateExplanation] = []
+        self.notes: list[str] = _data_notes(request.customer)
+        self.policy = PolicyOutcome({}, ())
+        self._rule_results: dict[str, bool | RuleError] = {}
+
+    def filter_static(self, offers: Sequence[Offer]) -> list[Offer]:
+        alive = []
+        for offer in offers:
+            if not offer.is_active(self.ctx.now):
+                self._drop(offer, Stage.INACTIVE, "outside its active dates")
+            elif self.ctx.channel not in offer.treatments:
+                self._drop(offer, Stage.CHANNEL, f"no treatment for channel '{self.ctx.channel}'")
+            else:
+                alive.append(offer)
+        return alive
+
+    def filter_rules(self, offers: list[Offer]) -> list[Offer]:
+        alive = []
+        for offer in offers:
+            failed = next((r for r in self.catalogue.rules_in_order[offer.id] if not self._holds(r)), None)
+            if failed is None:
+                alive.append(offer)
+            else:
+                self._drop_by_rule(offer, failed)
+        return alive
+
+    def _holds(self, rule: Rule) -> bool:
+        # Group rules and shared expressions are evaluated once per decision.
+        key = rule.compiled.text
+        result = self._rule_results.get(key)
+        if result is None:
+            try:
+                result = bool(rule.compiled.evaluate(self.env))
+            except RuleError as err:
+                result = err
+                self.notes.append(f"rule '{rule.name}' of {rule.owner} failed: {err.message}")
+            self._rule_results[key] = result
+        return result is True
+
+    def _drop_by_rule(self, offer: Offer, rule: Rule) -> None:
+        if not self.request.explain:
+            self._drop(offer, Stage(rule.rule_class.value), "")
+            return
+        result = self._rule_results.get(rule.compiled.text)
+        error = result.message if isinstance(result, RuleError) else None
+        values = _safe_explain(rule, self.env)
+        defaulted = tuple(n for n in values if n in self.request.customer.defaulted)
+        failure = RuleFailure(rule.name, rule.owner, rule.text, values, defaulted, error)
+        reason = f"{rule.rule_class.value} rule '{rule.name}' of {rule.owner} is false: {rule.text}"
+        if defaulted:
+            reason += f" (decided on default values for missing data: {', '.join(defaulted)})"
+        self._drop(offer, Stage(rule.rule_class.value), reason, rule=failure)
+
+    def filter_policies(self, offers: list[Offer], exhausted: frozenset[str]) -> list[Offer]:
+        self.policy = evaluate_policies(
+            self.catalogue.policies, offers, self.env, self.view, self.catalogue.settings.timezone
+        )
+        self.notes.extend(self.policy.errors)
+        alive = []
+        for offer in offers:
+            hit = self.policy.suppressed.get(offer.id)
+            if hit is not None:
+                self._drop(offer, Stage.CONTACT_POLICY, hit.reason(), policy=hit)
+            elif offer.id in exhausted:
+                self._drop(offer, Stage.BUDGET, f"volume budget of {offer.budget.limit} per "
+                           f"{offer.budget.period.value} is used up" if offer.budget else "budget used up")
+            else:
+                alive.append(offer)
+        return alive
+
+    def score(self, offers: list[Offer], scorer: Scorer) -> list[Candidate]:
+        if not offers:
+            return []
+        propensities = scorer.score(self.request.customer, self.ctx, offers)
+        settings = self.catalogue.settings
+        weights = settings.context_weights.get(self.ctx.intent or "", {})
+        recent = self._recent_unanswered()
+        return [
+            Candidate(
+                offer, float(p), self._value(offer), offer.lever,
+                float(weights.get(offer.group, weights.get("*", 1.0))),
+                boost=settings.consistency_boost if offer.id in recent and not _pin(settings) else 1.0,
+                pinned=offer.id in recent and _pin(settings),
+            )
+            for offer, p in zip(offers, propensities, strict=True)
+        ]
+
+    def _recent_unanswered(self) -> dict[str, float]:
+        settings = self.catalogue.settings
+        if settings.consistency is ConsistencyMode.OFF:
+            return {}
+        return self.view.unanswered_contacts(self.ctx.now - settings.consistency_days * DAY)
+
+    def _value(self, offer: Offer) -> float:
+        try:
+            value = float(offer.value.evaluate(self.env))
+        except RuleError as err:
+            self.notes.append(f"value of offer '{offer.id}' failed: {err.message}; used 0")
+            return 0.0
+        if value != value:  # NaN: the expression read missing data
+            self.notes.append(f"value of offer '{offer.id}' is undefined (missing data); used 0")
+            return 0.0
+        return value
+
+    def finish(self, candidates: list[Candidate], result: ArbitrationResult, control: bool, model: str) -> Decision:
+        presented = tuple(_presented(s.candidate, s.rank, s.selection_probability, self.ctx.channel)
+                          for s in result.selected)
+        return Decision(
+            decision_id=self.request.decision_id, customer_id=self.request.customer.customer_id,
+            context=self.ctx, offers=presented, control_group=control, mode=result.mode,
+            catalogue_version=self.catalogue.version, model_version=model,
+            suppressions=tuple(self.policy.suppressed.values()),
+            explanations=self._explanations(candidates, result) if self.request.explain else (),
+            scored=tuple((c.offer.id, c.propensity, c.priority) for c in candidates),
+            notes=tuple(self.notes),
+        )
+
+    def _explanations(self, candidates: list[Candidate], result: ArbitrationResult) -> tuple[CandidateExplanation, ...]:
+        chosen = {s.candidate.offer.id: s for s in result.selected}
+        kept = [
+            CandidateExplanation(
+                c.offer.id,
+                Stage.SELECTED if c.offer.id in chosen else Stage.ARBITRATION,
+                _selected_reason(chosen[c.offer.id]) if c.offer.id in chosen else result.passed_over[c.offer.id],
+                scores=_scores(c),
+            )
+            for c in candidates
+        ]
+        return (*kept, *self.dropped)
+
+    def _drop(self, offer: Offer, stage: Stage, reason: str, **details: object) -> None:
+        self.dropped.append(CandidateExplanation(offer.id, stage, reason, **details))  # type: ignore[arg-type]
+
+
+def _pin(settings: ArbitrationSettings) -> bool:
+    return settings.consistency is ConsistencyMode.PIN
+
+
+def _presented(c: Candidate, rank: int, probability: float, channel: str) -> PresentedOffer:
+    return PresentedOffer(
+        c.offer, c.offer.treatments[channel], rank, c.propensity, c.value, c.lever, c.context_weight,
+        c.boost, c.priority, probability,
+    )
+
+
+def _scores(c: Candidate) -> dict[str, float]:
+    return {
+        "propensity": c.propensity, "value": c.value, "lever": c.lever,
+        "context_weight": c.context_weight, "boost": c.boost, "priority": c.priority,
+    }
+
+
+def _selected_reason(s: Selection) -> str:
+    c, rank, probability = s.candidate, s.rank, s.selection_probability
+    parts = f"propensity {c.propensity:.3f} x value {c.value:g} x lever {c.lever:g} x context {c.context_weight:g}"
+    boost = f" x consistency {c.boost:g}" if c.boost != 1.0 else ""
+    pinned = " (pinned: shown recently in another contact, not yet answered)" if c.pinned else ""
+    return f"rank {rank}: priority {c.priority:.4g} = {parts}{boost}{pinned}; chosen with probability {probability:.3g}"
+
+
+def _safe_explain(rule: Rule, env: RuleEnv) -> dict:
+    try:
+        return dict(rule.compiled.explain(env))
+    except RuleError:
+        return {}
+
+
+def _data_notes(customer: CustomerFeatures) -> list[str]:
+    notes = []
+    if not customer.known:
+        notes.append("unknown customer: decided on default features")
+    if customer.defaulted:
+        notes.append(f"missing or invalid features replaced by defaults: {', '.join(customer.defaulted)}")
+    if customer.stale:
+        notes.append(f"stale features: {', '.join(customer.stale)}")
+    return notes
