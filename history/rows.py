@@ -1,0 +1,173 @@
+"""Conversions between the core's history records and table rows.
+
+Pure functions: records in, dictionaries out (for inserts), and rows back into records, events and
+entries. Times stay epoch seconds here; the `EpochSeconds` column type converts them at the database edge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from sqlalchemy import Row
+
+from decisioning.records import ContactRecord, DecisionRecord, HistoryEntry, ResponseRecord
+from decisioning.types import ContactEvent, Direction, Outcome
+
+# Details an API listing shows for a contact, beyond the columns every entry has.
+CONTACT_DETAILS = (
+    "treatment",
+    "placement",
+    "rank",
+    "propensity",
+    "value",
+    "priority",
+    "selection_probability",
+    "model_version",
+    "catalogue_version",
+    "campaign",
+)
+
+
+def dumps_json(value: Any) -> str:
+    """Encode a record's JSON payload (context, candidates) for a JSON column.
+
+    Records hold read-only mappings, tuples and sometimes numpy scalars from scoring; all of them are
+    written as plain JSON rather than refused.
+
+    >>> from types import MappingProxyType
+    >>> dumps_json({"a": MappingProxyType({"b": (1, 2)})})
+    '{"a":{"b":[1,2]}}'
+    """
+    return orjson.dumps(value, default=_json_default, option=_JSON_OPTIONS).decode()
+
+
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def decision_row(d: DecisionRecord) -> dict[str, Any]:
+    """The `decisions` row of a decision (its contacts go to `contacts`, see `contact_row`)."""
+    return {
+        "decision_id": d.decision_id,
+        "request_id": d.request_id,
+        "customer_id": d.customer_id,
+        "decided_at": d.at,
+        "channel": d.channel,
+        "placement": d.placement,
+        "intent": d.intent,
+        "control_group": d.control_group,
+        "model_version": d.model_version,
+        "catalogue_version": d.catalogue_version,
+        "context": d.context,
+        "candidates": d.candidates,
+    }
+
+
+def contact_row(c: ContactRecord) -> dict[str, Any]:
+    """The `contacts` row of one presented or sent offer."""
+    row = {
+        "contact_id": c.contact_id,
+        "offer_id": c.offer_id,
+        "customer_id": c.customer_id,
+        "contacted_at": c.at,
+        "channel": c.channel,
+        "direction": c.direction.value,
+        "group_id": c.group,
+        "outcome": c.outcome.value,
+    }
+    row.update({name: getattr(c, name) for name in CONTACT_DETAILS})
+    return row
+
+
+def response_row(r: ResponseRecord, recorded_at: float) -> dict[str, Any]:
+    """The `responses` row of a response; `recorded_at` is when the history received it."""
+    return {
+        "response_id": r.response_id,
+        "customer_id": r.customer_id,
+        "decision_id": r.decision_id,
+        "offer_id": r.offer_id,
+        "group_id": r.group,
+        "channel": r.channel,
+        "outcome": r.outcome.value,
+        "responded_at": r.at,
+        "recorded_at": recorded_at,
+    }
+
+
+def contact_from_row(row: Row[Any]) -> ContactRecord:
+    """Rebuild a `ContactRecord` from a full `contacts` row."""
+    m = row._mapping
+    return ContactRecord(
+        contact_id=m["contact_id"],
+        customer_id=m["customer_id"],
+        at=m["contacted_at"],
+        channel=m["channel"],
+        direction=Direction(m["direction"]),
+        offer_id=m["offer_id"],
+        group=m["group_id"],
+        outcome=Outcome(m["outcome"]),
+        **{name: m[name] for name in CONTACT_DETAILS},
+    )
+
+
+def contact_event(row: Row[Any]) -> ContactEvent:
+    """The summary event of a `contacts` row: the contact id is the decision id responses refer to."""
+    m = row._mapping
+    return ContactEvent(
+        m["contacted_at"], m["offer_id"], m["group_id"], m["channel"], Outcome(m["outcome"]), m["contact_id"]
+    )
+
+
+def response_event(row: Row[Any]) -> ContactEvent:
+    """The summary event of a `responses` row (an unknown group reads as "")."""
+    m = row._mapping
+    group = m["group_id"] or ""
+    return ContactEvent(
+        m["responded_at"], m["offer_id"], group, m["channel"], Outcome(m["outcome"]), m["decision_id"]
+    )
+
+
+def contact_entry(row: Row[Any]) -> HistoryEntry:
+    """A `contacts` row as the API lists it; absent optional details are left out."""
+    m = row._mapping
+    details = {name: m[name] for name in CONTACT_DETAILS if m[name] is not None}
+    return HistoryEntry(
+        kind="contact",
+        id=m["contact_id"],
+        customer_id=m["customer_id"],
+        at=m["contacted_at"],
+        channel=m["channel"],
+        direction=m["direction"],
+        offer_id=m["offer_id"],
+        group=m["group_id"],
+        outcome=m["outcome"],
+        decision_id=m["contact_id"],
+        details=details,
+    )
+
+
+def response_entry(row: Row[Any]) -> HistoryEntry:
+    """A `responses` row as the API lists it: responses come from the customer, so inbound."""
+    m = row._mapping
+    return HistoryEntry(
+        kind="response",
+        id=m["response_id"],
+        customer_id=m["customer_id"],
+        at=m["responded_at"],
+        channel=m["channel"],
+        direction=Direction.INBOUND.value,
+        offer_id=m["offer_id"],
+        group=m["group_id"],
+        outcome=m["outcome"],
+        decision_id=m["decision_id"],
+        details={"recorded_at": m["recorded_at"]},
+    )
