@@ -1,0 +1,42 @@
+# Two commands matter: `make run` (serve the demo) and `make test` (what CI runs).
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+.PHONY: run test install services lint bench bench-core bench-http demo clean
+
+run: install ## install, build the demo bank (once), serve on http://127.0.0.1:8000
+	$(BIN)/nbo demo
+	$(BIN)/nbo serve
+
+test: install services ## lint and the whole test suite against real Redis and PostgreSQL
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+install: $(BIN)/.installed
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+services: ## start PostgreSQL and Redis on 127.0.0.1 when they are not running (fails if they cannot start)
+	bash scripts/ensure-services.sh
+
+demo: install
+	$(BIN)/nbo demo --force
+
+lint: install
+	$(BIN)/ruff check .
+
+bench-core: install ## decisions/s of the pure core: 100 offers, 200-tree LightGBM model, one core
+	OMP_NUM_THREADS=1 taskset -c 0 $(BIN)/python -m loadtests.bench_core
+
+bench-http: install ## p50/p99 of POST /v1/decisions at a fixed rate, embedded default
+	$(BIN)/python -m loadtests.bench_http
+
+bench: bench-core bench-http
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

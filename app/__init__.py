@@ -1,0 +1,1 @@
+"""The HTTP service around the decision core: FastAPI app, wiring, CLI."""

@@ -1,0 +1,95 @@
+"""Build the service from settings: the one place that knows which adapter runs where.
+
+Embedded (no NBO_REDIS_URL): features and summaries in process (loaded from the features file), history in
+SQLite (migrated at start), budgets in process. Production: Redis for features, summaries and budgets;
+PostgreSQL for the history (migrated by `nbo db upgrade` before the service starts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from redis.asyncio import Redis
+
+from app.metrics import Metrics
+from app.service import DecisionService
+from app.settings import Settings, redact_url
+from decisioning.catalogue import Catalogue
+from decisioning.ports import BudgetCounter, CustomerCache, Scorer
+from features.events import EventRules, load_event_rules
+from features.files import read_feature_file
+from features.memory import InMemoryBudgetCounter, InMemoryCustomerCache
+from features.redis_budget import RedisBudgetCounter
+from features.redis_cache import RedisCustomerCache
+from history.migrate import upgrade
+from history.sql import SqlHistory
+from models.prior import PriorScorer
+from models.registry import ModelNotFound, ModelRegistry
+from policies.loader import load_catalogue
+
+log = logging.getLogger("nbo.bootstrap")
+
+
+async def build_service(settings: Settings, metrics: Metrics) -> DecisionService:
+    """Load the catalogue and the model, open the stores, and hand back a ready service."""
+    catalogue = load_catalogue(settings.catalogue_dir)
+    events = load_event_rules(settings.catalogue_dir, catalogue.features)
+    scorer = load_scorer(settings)
+    history = await open_history(settings)
+    cache, budgets = await open_cache(settings, catalogue)
+    log.info(
+        "service ready",
+        extra={"catalogue_version": catalogue.version, "offers": len(catalogue.offers),
+               "model_version": scorer.version, "history": redact_url(settings.database_url),
+               "cache": "redis" if settings.redis_url else "in-process"},
+    )
+    return DecisionService(
+        catalogue=catalogue, scorer=scorer, cache=cache, history=history, budgets=budgets, events=events,
+        metrics=metrics, max_offers_limit=settings.max_offers_limit,
+    )
+
+
+def load_scorer(settings: Settings) -> Scorer:
+    """The champion model (with its challenger, if any) from the registry; the prior scorer without one."""
+    try:
+        return ModelRegistry(settings.model_dir).scorer(settings.model_name, compiled=settings.model_compiled)
+    except ModelNotFound:
+        log.warning("no trained model: scoring with the catalogue priors (run `nbo demo` to train one)")
+        return PriorScorer()
+
+
+async def open_history(settings: Settings) -> SqlHistory:
+    if settings.database_url.startswith("sqlite"):
+        # The embedded database is ours to migrate; PostgreSQL is migrated by `nbo db upgrade` (a deploy step).
+        await asyncio.to_thread(upgrade, settings.database_url)
+    history = SqlHistory(
+        settings.database_url, batch_max=settings.history_batch_max, batch_wait_ms=settings.history_batch_wait_ms
+    )
+    await history.start()
+    return history
+
+
+async def open_cache(settings: Settings, catalogue: Catalogue) -> tuple[CustomerCache, BudgetCounter]:
+    if settings.redis_url is None:
+        cache = InMemoryCustomerCache()
+        await load_features_file(settings, catalogue, cache)
+        return cache, InMemoryBudgetCounter()
+    client = Redis.from_url(settings.redis_url, decode_responses=False)
+    names = [f.name for f in catalogue.features]
+    cache = RedisCustomerCache(client, feature_names=names, prefix=settings.redis_prefix)
+    return cache, RedisBudgetCounter(client, prefix=settings.redis_prefix)
+
+
+async def load_features_file(settings: Settings, catalogue: Catalogue, cache: CustomerCache) -> None:
+    path = settings.features_file
+    if path is None or not path.exists():
+        log.warning("no features file: every customer is decided on defaults", extra={"path": str(path)})
+        return
+    rows, report = read_feature_file(path, catalogue.features)
+    await cache.put_features(rows, at=time.time())
+    log.info("features loaded", extra={"customers": len(rows), "report": report.summary()})
+
+
+__all__ = ["EventRules", "build_service"]

@@ -1,0 +1,107 @@
+"""The `nbo` command: demo data, serving, feature loading, catalogue validation, migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.settings import Settings
+
+cli = typer.Typer(help="Next-best-offer decision service.", no_args_is_help=True)
+features_cli = typer.Typer(help="Customer features.", no_args_is_help=True)
+catalogue_cli = typer.Typer(help="The offer catalogue.", no_args_is_help=True)
+db_cli = typer.Typer(help="The contact history database.", no_args_is_help=True)
+cli.add_typer(features_cli, name="features")
+cli.add_typer(catalogue_cli, name="catalogue")
+cli.add_typer(db_cli, name="db")
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (NBO_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (NBO_PORT)")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (NBO_WORKERS)")] = None,
+) -> None:
+    """Serve the HTTP API (uvicorn)."""
+    import uvicorn
+
+    from app.logs import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    # LightGBM/OpenMP threads busy-wait between calls; a server process scores on one thread.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    uvicorn.run(
+        "app.asgi:app", host=host or settings.host, port=port or settings.port,
+        workers=workers or settings.workers, access_log=settings.access_log, log_config=None,
+        loop="uvloop", http="httptools",
+    )
+
+
+@cli.command()
+def demo(
+    customers: Annotated[int, typer.Option(help="How many synthetic customers")] = 5000,
+    days: Annotated[int, typer.Option(help="Days of past contact history to simulate")] = 90,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 7,
+    force: Annotated[bool, typer.Option(help="Rebuild even when the demo data exists")] = False,
+) -> None:
+    """Generate the demo bank: customers, a past contact history and a trained model."""
+    from app.demo import build_demo, demo_ready
+
+    settings = Settings()
+    if not force and demo_ready(settings):
+        typer.echo("demo data present (use --force to rebuild)")
+        return
+    started = time.perf_counter()
+    summary = asyncio.run(build_demo(settings, customers=customers, days=days, seed=seed))
+    typer.echo(f"{summary} in {time.perf_counter() - started:.1f}s")
+
+
+@features_cli.command("load")
+def features_load(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet with a customer_id column", exists=True)],
+    to: Annotated[str, typer.Option(help="'redis' (NBO_REDIS_URL) or 'check' (validate only)")] = "redis",
+    batch_size: Annotated[int, typer.Option(help="Customers per pipeline")] = 5000,
+) -> None:
+    """Validate a features file against the schema and load it into the cache."""
+    from app.feature_loading import load_file
+
+    report = asyncio.run(load_file(Settings(), file, to=to, batch_size=batch_size))
+    typer.echo(report)
+
+
+@catalogue_cli.command("validate")
+def catalogue_validate(
+    directory: Annotated[Path | None, typer.Argument(help="Catalogue directory (default NBO_CATALOGUE_DIR)")] = None,
+) -> None:
+    """Check a catalogue; every problem is listed with its file, offer, rule and position."""
+    from policies.loader import catalogue_version, validate_catalogue
+
+    directory = directory or Settings().catalogue_dir
+    problems = validate_catalogue(directory)
+    for problem in problems:
+        typer.echo(str(problem), err=True)
+    if problems:
+        raise typer.Exit(code=1)
+    typer.echo(f"{directory}: valid (version {catalogue_version(directory)})")
+
+
+@db_cli.command("upgrade")
+def db_upgrade(url: Annotated[str | None, typer.Option(help="Database URL (default NBO_DATABASE_URL)")] = None) -> None:
+    """Apply the contact-history migrations (alembic upgrade head)."""
+    from app.settings import redact_url
+    from history.migrate import upgrade
+
+    target = url or Settings().database_url
+    upgrade(target)
+    typer.echo(f"migrated {redact_url(target)}")
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,67 @@
+"""The one settings object, read from environment variables prefixed `NBO_`.
+
+Defaults give the embedded mode: SQLite history in `var/`, features and summaries in process, the demo
+catalogue and the demo model. Production sets `NBO_REDIS_URL` and `NBO_DATABASE_URL`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_CATALOGUE = ROOT / "policies" / "demo"
+VAR = Path("var")
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Each field is `NBO_<FIELD>` in the environment (case-insensitive)."""
+
+    model_config = SettingsConfigDict(env_prefix="NBO_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production", "test"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+
+    catalogue_dir: Path = DEMO_CATALOGUE
+    database_url: str = f"sqlite+aiosqlite:///{VAR / 'nbo.db'}"
+    redis_url: str | None = None  # None: features, summaries and budgets in process
+    redis_prefix: str = "nbo"
+
+    features_file: Path | None = VAR / "demo" / "customers.parquet"  # loaded at start in embedded mode
+    model_dir: Path = VAR / "models"
+    model_name: str = "nbo"
+    model_compiled: bool = True  # lleaves-compiled model when available
+
+    history_batch_max: int = Field(500, ge=1)
+    history_batch_wait_ms: float = Field(1.0, ge=0)
+    history_mode: Literal["sync", "write_behind"] = "sync"
+
+    max_offers_limit: int = Field(20, ge=1, le=200)
+    max_body_bytes: int = Field(256 * 1024, ge=1024)
+    log_level: str = "INFO"
+    access_log: bool = False
+
+    @model_validator(mode="after")
+    def _production_needs_real_stores(self) -> Settings:
+        if self.environment == "production" and (self.redis_url is None or self.database_url.startswith("sqlite")):
+            raise ValueError("production needs NBO_REDIS_URL and a PostgreSQL NBO_DATABASE_URL")
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        return self.redis_url is None
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for logs: postgresql://app:***@db/nbo."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
