@@ -1,0 +1,125 @@
+"""In-process customer cache and budget counter: the embedded default (one replica, no server).
+
+Nothing here expires by time except budgets: a laptop or a single-process deployment reloads its features
+at start-up, and the history summaries are rebuilt from the contact history when missing. Every method
+completes without awaiting anything, so under asyncio each call is atomic, as the Redis adapters are.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from decisioning.history import HistorySummary
+from decisioning.ports import CustomerSnapshot, FeatureUpdate
+from decisioning.types import ContactEvent, FeatureValue
+from features.updates import apply_update, check_updates
+
+
+@dataclass
+class _Entry:
+    batch: Mapping[str, FeatureValue] = field(default_factory=dict)
+    batch_time: float | None = None
+    live: dict[str, FeatureValue] = field(default_factory=dict)  # real-time event features
+    live_times: dict[str, float] = field(default_factory=dict)
+
+
+class InMemoryCustomerCache:
+    """`CustomerCache` in dicts.
+
+    >>> import asyncio
+    >>> cache = InMemoryCustomerCache()
+    >>> asyncio.run(cache.put_features([("c1", {"age": 41})], at=0.0))
+    1
+    >>> asyncio.run(cache.load("c1")).features
+    mappingproxy({'age': 41})
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, _Entry] = {}
+        self._summaries: dict[str, HistorySummary] = {}
+
+    async def load(self, customer_id: str) -> CustomerSnapshot:
+        entry = self._entries.get(customer_id)
+        summary = self._summaries.get(customer_id)
+        if entry is None:
+            return CustomerSnapshot(customer_id, None, summary=summary)
+        times = dict(entry.live_times)
+        if entry.batch_time is not None:
+            times["*"] = entry.batch_time
+        values = MappingProxyType({**entry.batch, **entry.live})
+        return CustomerSnapshot(customer_id, values, MappingProxyType(times), summary)
+
+    async def put_features(self, rows: Sequence[tuple[str, Mapping[str, FeatureValue]]], at: float) -> int:
+        """Replace the batch features of each row's customer; real-time features are kept."""
+        for customer_id, values in rows:
+            entry = self._entries.setdefault(customer_id, _Entry())
+            entry.batch = dict(values)
+            entry.batch_time = at
+        return len(rows)
+
+    async def apply_updates(self, customer_id: str, updates: Sequence[FeatureUpdate], at: float) -> None:
+        check_updates(updates)  # all or nothing, as in Redis
+        entry = self._entries.setdefault(customer_id, _Entry())
+        for update in updates:
+            entry.live[update.feature] = apply_update(entry.live.get(update.feature), update)
+            entry.live_times[update.feature] = at
+
+    async def append_events(self, customer_id: str, events: Sequence[ContactEvent], now: float) -> None:
+        """Add events to the summary if one is held (a missing summary stays missing)."""
+        summary = self._summaries.get(customer_id)
+        if summary is not None:
+            self._summaries[customer_id] = summary.with_events(events, now=now)
+
+    async def store_summary(self, customer_id: str, summary: HistorySummary) -> None:
+        self._summaries[customer_id] = summary
+
+    async def count(self) -> int:
+        return len(self._entries)
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
+
+
+class InMemoryBudgetCounter:
+    """`BudgetCounter` in a dict; a key's count starts afresh `ttl_seconds` after its first reservation.
+
+    >>> import asyncio
+    >>> budgets = InMemoryBudgetCounter()
+    >>> [asyncio.run(budgets.reserve("b", limit=1, ttl_seconds=None)) for _ in range(2)]
+    [True, False]
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._counts: dict[str, int] = {}
+        self._expires: dict[str, float] = {}
+
+    def _current(self, key: str) -> int:
+        deadline = self._expires.get(key)
+        if deadline is not None and self._clock() >= deadline:
+            del self._expires[key]
+            self._counts.pop(key, None)
+        return self._counts.get(key, 0)
+
+    async def reserve(self, key: str, limit: int, ttl_seconds: float | None) -> bool:
+        used = self._current(key)
+        if used >= limit:
+            return False
+        self._counts[key] = used + 1
+        if ttl_seconds is not None and key not in self._expires:
+            self._expires[key] = self._clock() + ttl_seconds
+        return True
+
+    async def release(self, key: str) -> None:
+        used = self._current(key)
+        if used > 0:
+            self._counts[key] = used - 1
+
+    async def used(self, key: str) -> int:
+        return self._current(key)

@@ -1,0 +1,184 @@
+"""Customer features and history summaries in Redis (production): one round trip per decision.
+
+Layout, per customer, under a schema-versioned prefix (`nbo:v1`), both keys tagged `{customer_id}` so they
+live in the same Redis Cluster slot and one Lua script can read or write them together:
+
+- `nbo:v1:c:{customer_id}`, a hash:
+  - `f`: the batch features, packed as one orjson array `[schema fingerprint, load time, v1, v2, ...]` in
+    schema order. One field decodes in one `orjson.loads`, much cheaper than 40 fields; the fingerprint
+    guards against reading a file loaded under another feature list (those values are then ignored and
+    the decision reports them defaulted).
+  - `e:{feature}` / `t:{feature}`: each real-time event feature and the time it was last written, as
+    separate fields so that events update them atomically in place (HINCRBYFLOAT, HSET, Lua for "max").
+- `nbo:v1:h:{customer_id}`, a list: the history summary, one orjson row per contact event after a `#`
+  header (the header makes an empty summary distinct from a missing one). A list lets `append_events`
+  push rows in a Lua script without decoding and re-encoding the summary (Lua's cjson would also round
+  epoch times to 14 digits).
+
+TTL policy:
+- the customer hash expires `feature_ttl_days` (default 35) after its last batch load: a customer who
+  drops out of the nightly files disappears from the cache a month later, instead of living on with ever
+  staler data. Events do not extend it; a hash created by an event (customer not loaded yet) gets the
+  same TTL from that first event.
+- the summary expires `summary_ttl_days` (default 400, the history retention) after its last write. It is
+  a cache of the contact history: when it is missing, the service rebuilds it from the history and stores
+  it back.
+
+Changing the feature list means a new `schema_version`: the old keys then simply expire.
+The client must be created with `decode_responses=False` (values are orjson bytes).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from decisioning.history import MAX_EVENTS, RETENTION_SECONDS, HistorySummary
+from decisioning.ports import CustomerSnapshot, FeatureUpdate
+from decisioning.types import DAY, ContactEvent, FeatureValue
+from features import redis_scripts
+from features.updates import check_updates
+
+SUMMARY_HEADER = redis_scripts.SUMMARY_HEADER
+
+
+def schema_fingerprint(feature_names: Sequence[str]) -> int:
+    """A short, stable fingerprint of an ordered feature list.
+
+    >>> schema_fingerprint(["age", "segment"]) == schema_fingerprint(["age", "segment"])
+    True
+    """
+    return zlib.crc32("\x1f".join(feature_names).encode())
+
+
+class RedisCustomerCache:
+    """`CustomerCache` on Redis (redis-py asyncio with hiredis). See the module doc for layout and TTLs.
+
+    >>> cache = RedisCustomerCache(Redis(), feature_names=["age", "segment"])   # doctest: +SKIP
+    >>> snapshot = await cache.load("c-000042")                                  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        feature_names: Sequence[str],
+        prefix: str = "nbo",
+        schema_version: int = 1,
+        feature_ttl_days: float = 35.0,
+        summary_ttl_days: float = RETENTION_SECONDS / DAY,
+    ) -> None:
+        if client.connection_pool.connection_kwargs.get("decode_responses"):
+            raise ValueError("RedisCustomerCache needs a client with decode_responses=False")
+        self.client = client
+        self.feature_names = tuple(feature_names)
+        self.prefix = f"{prefix}:v{schema_version}"
+        self.feature_ttl = int(feature_ttl_days * DAY)
+        self.summary_ttl = int(summary_ttl_days * DAY)
+        self._fingerprint = schema_fingerprint(self.feature_names)
+        self._load = client.register_script(redis_scripts.LOAD)
+        self._append = client.register_script(redis_scripts.APPEND_EVENTS)
+        self._apply = client.register_script(redis_scripts.APPLY_UPDATES)
+
+    def features_key(self, customer_id: str) -> str:
+        return f"{self.prefix}:c:{{{customer_id}}}"
+
+    def summary_key(self, customer_id: str) -> str:
+        return f"{self.prefix}:h:{{{customer_id}}}"
+
+    async def load(self, customer_id: str) -> CustomerSnapshot:
+        """Features, their times and the summary of one customer, in one round trip (one Lua call)."""
+        flat, rows = await self._load(keys=[self.features_key(customer_id), self.summary_key(customer_id)])
+        features, times = self._decode_features(flat) if flat else (None, MappingProxyType({}))
+        return CustomerSnapshot(customer_id, features, times, decode_summary(rows))
+
+    def _decode_features(self, flat: list[bytes]) -> tuple[Mapping[str, FeatureValue], Mapping[str, float]]:
+        values: dict[str, FeatureValue] = {}
+        live: dict[str, FeatureValue] = {}
+        times: dict[str, float] = {}
+        pairs = iter(flat)
+        for name, raw in zip(pairs, pairs, strict=True):
+            if name == b"f":
+                packed = orjson.loads(raw)
+                if packed[0] == self._fingerprint:
+                    times["*"] = packed[1]
+                    values = dict(zip(self.feature_names, packed[2:], strict=True))
+            elif name[:2] == b"e:":
+                live[name[2:].decode()] = orjson.loads(raw)
+            elif name[:2] == b"t:":
+                times[name[2:].decode()] = float(raw)
+        values.update(live)  # real-time values win over a batch column of the same name
+        return MappingProxyType(values), MappingProxyType(times)
+
+    def pack(self, values: Mapping[str, FeatureValue], at: float) -> bytes:
+        """The `f` field of one customer: missing features are stored as null."""
+        return orjson.dumps([self._fingerprint, at, *(values.get(n) for n in self.feature_names)])
+
+    async def put_features(self, rows: Sequence[tuple[str, Mapping[str, FeatureValue]]], at: float) -> int:
+        """Replace the batch features of each row's customer (event features are kept), pipelined."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for customer_id, values in rows:
+                key = self.features_key(customer_id)
+                pipe.hset(key, "f", self.pack(values, at))
+                pipe.expire(key, self.feature_ttl)
+            await pipe.execute()
+        return len(rows)
+
+    async def apply_updates(self, customer_id: str, updates: Sequence[FeatureUpdate], at: float) -> None:
+        """Apply the updates of one event atomically (one Lua call)."""
+        if not updates:
+            return
+        check_updates(updates)
+        args: list[Any] = [repr(float(at)), self.feature_ttl]
+        for u in updates:
+            args += [u.op, u.feature, orjson.dumps(u.value)]
+        await self._apply(keys=[self.features_key(customer_id)], args=args)
+
+    async def append_events(self, customer_id: str, events: Sequence[ContactEvent], now: float) -> None:
+        """Add events to the summary if the cache holds one (a missing summary stays missing)."""
+        cutoff = now - RETENTION_SECONDS
+        rows = [orjson.dumps(e.to_row()) for e in events if e.at >= cutoff]
+        if rows:
+            args = [MAX_EVENTS, repr(cutoff), self.summary_ttl, *rows]
+            await self._append(keys=[self.summary_key(customer_id)], args=args)
+
+    async def store_summary(self, customer_id: str, summary: HistorySummary) -> None:
+        """Replace the summary (one MULTI/EXEC: readers see the old one or the new one)."""
+        key = self.summary_key(customer_id)
+        rows = [orjson.dumps(e.to_row()) for e in summary.events]
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            pipe.rpush(key, SUMMARY_HEADER, *rows)
+            pipe.expire(key, self.summary_ttl)
+            await pipe.execute()
+
+    async def count(self) -> int:
+        """How many customers have features: a SCAN over the prefix, O(keys), for admin use only."""
+        n = 0
+        async for _ in self.client.scan_iter(match=f"{self.prefix}:c:*", count=1000, _type="HASH"):
+            n += 1
+        return n
+
+    async def ping(self) -> bool:
+        return bool(await self.client.ping())
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def decode_summary(rows: list[bytes]) -> HistorySummary | None:
+    """A summary from its list (header first); None when the list does not exist.
+
+    >>> decode_summary([b"#", b'[5.0,"card_gold","cards","web","presented",null]']).events[0].offer_id
+    'card_gold'
+    """
+    if not rows:
+        return None
+    parsed = HistorySummary.from_json(b"[" + b",".join(rows[1:]) + b"]")
+    # Rows are kept in arrival order; a late response may carry an earlier time than the row before it.
+    return HistorySummary().with_events(parsed.events)

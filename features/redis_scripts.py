@@ -1,0 +1,83 @@
+"""The Lua scripts of the Redis adapters: each runs atomically on the server, in one round trip.
+
+Every script touches only keys that share one hash tag (the customer id, or one budget key), so they run
+unchanged on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+SUMMARY_HEADER = b"#"  # first element of a summary list: an empty summary still exists as a key
+
+# KEYS[1] customer hash, KEYS[2] summary list -> {flat HGETALL, LRANGE}.
+LOAD = """
+return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1)}
+"""
+
+# KEYS[1] summary list; ARGV[1] max events, ARGV[2] retention cutoff (epoch s), ARGV[3] ttl (s),
+# ARGV[4..] encoded rows "[at,...]". Appends only to an existing summary (a missing one stays missing, the
+# service rebuilds it from the history); trims to the newest max events and drops rows older than the
+# cutoff. Returns 1 when appended, 0 when there was no summary.
+APPEND_EVENTS = """
+local key = KEYS[1]
+if redis.call('EXISTS', key) == 0 then return 0 end
+redis.call('RPUSH', key, unpack(ARGV, 4))
+local drop = redis.call('LLEN', key) - 1 - tonumber(ARGV[1])
+local cutoff = tonumber(ARGV[2])
+local function at(row) return tonumber(string.match(row or '', '^%[([^,]+),')) end
+local oldest = at(redis.call('LINDEX', key, 1))
+if oldest ~= nil and oldest < cutoff then
+  -- only when the oldest row is out of the window do we pay for a scan
+  local rows = redis.call('LRANGE', key, 1, -1)
+  local n = 0
+  while n < #rows and (at(rows[n + 1]) or cutoff) < cutoff do n = n + 1 end
+  if n > drop then drop = n end
+end
+if drop > 0 then
+  redis.call('LPOP', key)
+  redis.call('LTRIM', key, drop, -1)
+  redis.call('LPUSH', key, '#')
+end
+redis.call('EXPIRE', key, ARGV[3])
+return 1
+"""
+
+# KEYS[1] customer hash; ARGV[1] event time, ARGV[2] ttl (s) for a hash that has none yet (a customer
+# first seen through an event), then (op, feature, JSON value) triples. Values are encoded by the caller;
+# ops and numeric values are checked before the call, so no update fails half way.
+APPLY_UPDATES = """
+local key = KEYS[1]
+for i = 3, #ARGV, 3 do
+  local op, field = ARGV[i], 'e:' .. ARGV[i + 1]
+  local value = ARGV[i + 2]
+  if op == 'incr' then
+    redis.call('HINCRBYFLOAT', key, field, value)
+  elseif op == 'set' then
+    redis.call('HSET', key, field, value)
+  elseif op == 'max' then
+    local current = tonumber(redis.call('HGET', key, field))
+    if current == nil or tonumber(value) > current then redis.call('HSET', key, field, value) end
+  else
+    return redis.error_reply('unknown feature update op ' .. op)
+  end
+  redis.call('HSET', key, 't:' .. ARGV[i + 1], ARGV[1])
+end
+if redis.call('TTL', key) == -1 then redis.call('EXPIRE', key, ARGV[2]) end
+return 1
+"""
+
+# KEYS[1] budget counter; ARGV[1] limit, ARGV[2] ttl in ms ('' for none). Takes one unit if fewer than the
+# limit were taken; the expiry is set on first use only, so a period's budget resets when its key expires.
+RESERVE = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used >= tonumber(ARGV[1]) then return 0 end
+redis.call('INCR', KEYS[1])
+if ARGV[2] ~= '' and redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+"""
+
+# KEYS[1] budget counter: gives back one unit, never below 0 (a release without a reservation is a no-op).
+RELEASE = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used > 0 then redis.call('DECR', KEYS[1]) end
+return used
+"""
