@@ -241,7 +241,8 @@ def _check_number(f: FeatureEntry) -> None:
     if isinstance(f.default, bool | str):
         raise ValueError(f"default {f.default!r} is not a number")
     if not (f.min is None or f.default >= f.min) or not (f.max is None or f.default <= f.max):
-        raise ValueError(f"default {f.default:g} is outside [{f.min}, {f.max}]")
+        low, high = ("-inf" if f.min is None else f"{f.min:g}"), ("inf" if f.max is None else f"{f.max:g}")
+        raise ValueError(f"default {f.default:g} is outside [{low}, {high}]")
 
 
 def _check_bool(f: FeatureEntry) -> None:
