@@ -27,19 +27,19 @@ class RedisBudgetCounter:
         self._reserve = client.register_script(redis_scripts.RESERVE)
         self._release = client.register_script(redis_scripts.RELEASE)
 
-    def _key(self, key: str) -> str:
+    def key_for(self, key: str) -> str:
         # The whole budget key is the hash tag: each counter is its own slot on Redis Cluster.
         return f"{self.prefix}{{{key}}}"
 
     async def reserve(self, key: str, limit: int, ttl_seconds: float | None) -> bool:
         ttl_ms = "" if ttl_seconds is None else max(1, int(ttl_seconds * 1000))
-        return bool(await self._reserve(keys=[self._key(key)], args=[limit, ttl_ms]))
+        return bool(await self._reserve(keys=[self.key_for(key)], args=[limit, ttl_ms]))
 
     async def release(self, key: str) -> None:
-        await self._release(keys=[self._key(key)])
+        await self._release(keys=[self.key_for(key)])
 
     async def used(self, key: str) -> int:
-        raw = await self.client.get(self._key(key))
+        raw = await self.client.get(self.key_for(key))
         return int(raw) if raw is not None else 0
 
     async def ping(self) -> bool:

@@ -13,13 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Coroutine, Iterator
+import uuid
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import RedisError
 
+from decisioning.ports import BudgetCounter, CustomerCache
+from features.memory import InMemoryBudgetCounter, InMemoryCustomerCache
+from features.redis_budget import RedisBudgetCounter
+from features.redis_cache import RedisCustomerCache
 from history.migrate import upgrade
 
 PG_SERVER = os.environ.get("NBO_TEST_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
@@ -77,3 +84,56 @@ def sqlite_url(tmp_path: Path) -> str:
     url = f"sqlite+aiosqlite:///{tmp_path / 'history.db'}"
     upgrade(url)
     return url
+
+
+# --- Redis: customer cache and budgets (fixtures start with `redis_` or `cache_`) ----------------------
+# Redis is expected at 127.0.0.1:6379 (NBO_TEST_REDIS_URL overrides). Every test writes under its own key
+# prefix inside this session's prefix, and deletes its keys afterwards; an unreachable Redis fails the test.
+REDIS_URL = os.environ.get("NBO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_SESSION_PREFIX = f"nbotest-{uuid.uuid4().hex[:12]}"
+CACHE_FEATURE_NAMES = ("age", "income_monthly", "segment", "has_mortgage", "credit_score")
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[Redis]:
+    """A client on the test Redis; a bounded, blocking pool so that 2,000 concurrent calls queue."""
+    client = Redis(connection_pool=BlockingConnectionPool.from_url(REDIS_URL, max_connections=32, timeout=30))
+    try:
+        await client.ping()
+    except (OSError, RedisError) as error:
+        await client.aclose()
+        pytest.fail(f"Redis at {REDIS_URL} is unreachable: {error!r}")
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def redis_prefix(redis_client: Redis) -> AsyncIterator[str]:
+    """A key prefix private to this test; its keys are deleted afterwards."""
+    prefix = f"{REDIS_SESSION_PREFIX}:{uuid.uuid4().hex[:8]}"
+    yield prefix
+    keys = [key async for key in redis_client.scan_iter(match=f"{prefix}:*", count=1000)]
+    if keys:
+        await redis_client.delete(*keys)
+
+
+@pytest.fixture
+def redis_cache(redis_client: Redis, redis_prefix: str) -> RedisCustomerCache:
+    return RedisCustomerCache(redis_client, feature_names=CACHE_FEATURE_NAMES, prefix=redis_prefix)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def cache_store(request: pytest.FixtureRequest) -> CustomerCache:
+    """The customer cache under contract: in process, then on the real Redis."""
+    if request.param == "memory":
+        return InMemoryCustomerCache()
+    return request.getfixturevalue("redis_cache")
+
+
+@pytest.fixture(params=["memory", "redis"])
+def cache_budgets(request: pytest.FixtureRequest) -> BudgetCounter:
+    """The budget counter under contract: in process, then on the real Redis."""
+    if request.param == "memory":
+        return InMemoryBudgetCounter()
+    client = request.getfixturevalue("redis_client")
+    return RedisBudgetCounter(client, prefix=request.getfixturevalue("redis_prefix"))

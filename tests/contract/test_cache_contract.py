@@ -1,0 +1,233 @@
+"""One contract for every `CustomerCache`: the in-process cache and Redis must behave the same.
+
+The cache fixtures (`cache_store`, `redis_cache`) live in conftest.py; Redis must be reachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from decisioning.history import MAX_EVENTS, RETENTION_SECONDS, HistorySummary
+from decisioning.ports import CustomerCache, FeatureUpdate
+from decisioning.types import DAY, ContactEvent, Outcome
+from features.redis_cache import RedisCustomerCache
+
+NOW = 1_763_000_000.0
+
+
+def event(
+    at: float, offer: str = "card_gold", outcome: Outcome = Outcome.PRESENTED, did: str = "d1"
+) -> ContactEvent:
+    return ContactEvent(at, offer, "cards", "web", outcome, did)
+
+
+async def test_features_and_load_time_round_trip(cache_store: CustomerCache) -> None:
+    rows = [
+        ("c1", {"age": 41.0, "segment": "mass", "has_mortgage": True, "income_monthly": 3100.5}),
+        ("c2", {"age": 67.0, "segment": "senior", "has_mortgage": False, "credit_score": None}),
+    ]
+    assert await cache_store.put_features(rows, at=NOW) == 2
+    first = await cache_store.load("c1")
+    assert first.customer_id == "c1"
+    assert {k: v for k, v in first.features.items() if v is not None} == rows[0][1]
+    assert first.feature_times["*"] == NOW
+    second = await cache_store.load("c2")
+    assert second.features["segment"] == "senior"
+    assert second.features["has_mortgage"] is False
+    assert second.features.get("credit_score") is None
+
+
+async def test_a_new_batch_replaces_batch_features_keeps_event_ones(cache_store: CustomerCache) -> None:
+    await cache_store.put_features([("c1", {"age": 41.0, "segment": "mass"})], at=NOW)
+    await cache_store.apply_updates("c1", [FeatureUpdate("app_pos_payments", "incr", 1)], at=NOW + 5)
+    await cache_store.put_features([("c1", {"age": 42.0})], at=NOW + DAY)
+    snapshot = await cache_store.load("c1")
+    assert snapshot.features["age"] == 42.0
+    assert snapshot.features.get("segment") is None
+    assert snapshot.features["app_pos_payments"] == 1
+    assert snapshot.feature_times["*"] == NOW + DAY
+    assert snapshot.feature_times["app_pos_payments"] == NOW + 5
+
+
+async def test_unknown_customer(cache_store: CustomerCache) -> None:
+    snapshot = await cache_store.load("nobody")
+    assert snapshot.customer_id == "nobody"
+    assert snapshot.features is None
+    assert dict(snapshot.feature_times) == {}
+    assert snapshot.summary is None
+
+
+async def test_a_missing_summary_stays_missing(cache_store: CustomerCache) -> None:
+    await cache_store.put_features([("c1", {"age": 30.0})], at=NOW)
+    await cache_store.append_events("c1", [event(NOW)], now=NOW)
+    assert (await cache_store.load("c1")).summary is None
+
+
+async def test_an_empty_summary_is_present_and_takes_events(cache_store: CustomerCache) -> None:
+    await cache_store.store_summary("c1", HistorySummary())
+    assert (await cache_store.load("c1")).summary == HistorySummary()
+    events = [event(NOW + 1.25), event(NOW + 2.5, outcome=Outcome.CLICKED)]
+    await cache_store.append_events("c1", events, now=NOW + 3)
+    snapshot = await cache_store.load("c1")
+    assert snapshot.summary == HistorySummary(tuple(events))
+    assert snapshot.features is None  # a summary alone does not make a customer known
+
+
+async def test_store_summary_replaces_and_keeps_full_time_precision(cache_store: CustomerCache) -> None:
+    await cache_store.store_summary("c1", HistorySummary((event(NOW), event(NOW + 10))))
+    replacement = HistorySummary((event(NOW + 20.123456, did="d9", offer="loan"),))
+    await cache_store.store_summary("c1", replacement)
+    assert (await cache_store.load("c1")).summary == replacement
+
+
+async def test_appends_are_kept_in_time_order(cache_store: CustomerCache) -> None:
+    await cache_store.store_summary("c1", HistorySummary((event(NOW),)))
+    await cache_store.append_events("c1", [event(NOW + 20, did="d3")], now=NOW + 20)
+    await cache_store.append_events("c1", [event(NOW + 10, did="d2")], now=NOW + 20)  # a late arrival
+    summary = (await cache_store.load("c1")).summary
+    assert [e.decision_id for e in summary.events] == ["d1", "d2", "d3"]
+
+
+async def test_concurrent_appends_are_all_kept(cache_store: CustomerCache) -> None:
+    await cache_store.store_summary("c1", HistorySummary())
+    events = [event(NOW + i, did=f"d{i}") for i in range(200)]
+    await asyncio.gather(*(cache_store.append_events("c1", [e], now=NOW + 200) for e in events))
+    summary = (await cache_store.load("c1")).summary
+    assert sorted(e.decision_id for e in summary.events) == sorted(e.decision_id for e in events)
+
+
+async def test_appends_keep_the_newest_max_events(cache_store: CustomerCache) -> None:
+    old = HistorySummary(tuple(event(NOW + i, did=f"old{i}") for i in range(MAX_EVENTS)))
+    await cache_store.store_summary("c1", old)
+    new = [event(NOW + MAX_EVENTS + i, did=f"new{i}") for i in range(3)]
+    await cache_store.append_events("c1", new, now=NOW + 2 * MAX_EVENTS)
+    events = (await cache_store.load("c1")).summary.events
+    assert len(events) == MAX_EVENTS
+    assert events[0].decision_id == "old3"
+    assert events[-1].decision_id == "new2"
+
+
+async def test_appends_drop_events_past_the_retention(cache_store: CustomerCache) -> None:
+    await cache_store.store_summary("c1", HistorySummary((event(NOW, did="ancient"), event(NOW + 2 * DAY))))
+    later = NOW + RETENTION_SECONDS + DAY
+    await cache_store.append_events("c1", [event(later, did="today")], now=later)
+    assert [e.decision_id for e in (await cache_store.load("c1")).summary.events] == ["d1", "today"]
+
+
+async def test_event_updates_incr_set_max(cache_store: CustomerCache) -> None:
+    await cache_store.put_features([("c1", {"age": 30.0})], at=NOW)
+    await cache_store.apply_updates(
+        "c1",
+        [
+            FeatureUpdate("card_declined_count", "incr", 1),
+            FeatureUpdate("card_declined_last_at", "max", NOW + 1),
+            FeatureUpdate("last_page", "set", "mortgage_calculator"),
+            FeatureUpdate("flag", "set", True),
+        ],
+        at=NOW + 1,
+    )
+    await cache_store.apply_updates(
+        "c1",
+        [
+            FeatureUpdate("card_declined_count", "incr", 2.5),
+            FeatureUpdate("card_declined_last_at", "max", NOW - 9),
+        ],
+        at=NOW + 2,
+    )
+    snapshot = await cache_store.load("c1")
+    assert snapshot.features["card_declined_count"] == 3.5
+    assert snapshot.features["card_declined_last_at"] == NOW + 1  # max never moves back
+    assert snapshot.features["last_page"] == "mortgage_calculator"
+    assert snapshot.features["flag"] is True
+    assert snapshot.features["age"] == 30.0
+    assert snapshot.feature_times["card_declined_count"] == NOW + 2
+    assert snapshot.feature_times["last_page"] == NOW + 1
+
+
+async def test_set_can_clear_a_value(cache_store: CustomerCache) -> None:
+    await cache_store.apply_updates("c1", [FeatureUpdate("salary_last_amount", "set", 2500)], at=NOW)
+    await cache_store.apply_updates("c1", [FeatureUpdate("salary_last_amount", "set", None)], at=NOW + 1)
+    assert (await cache_store.load("c1")).features["salary_last_amount"] is None
+
+
+async def test_an_event_makes_a_new_customer_known_with_event_features(cache_store: CustomerCache) -> None:
+    await cache_store.apply_updates("new", [FeatureUpdate("app_login_last_at", "max", NOW)], at=NOW)
+    snapshot = await cache_store.load("new")
+    assert dict(snapshot.features) == {"app_login_last_at": NOW}
+    assert "*" not in snapshot.feature_times
+
+
+async def test_a_bad_update_applies_nothing(cache_store: CustomerCache) -> None:
+    bad = [FeatureUpdate("n", "incr", 1), FeatureUpdate("m", "incr", "three")]
+    with pytest.raises(ValueError, match="number"):
+        await cache_store.apply_updates("c1", bad, at=NOW)
+    with pytest.raises(ValueError, match="op"):
+        await cache_store.apply_updates("c1", [FeatureUpdate("n", "append", 1)], at=NOW)
+    assert (await cache_store.load("c1")).features is None
+
+
+async def test_concurrent_event_updates_lose_nothing(cache_store: CustomerCache) -> None:
+    times = [NOW + i for i in range(200)]
+    random.Random(7).shuffle(times)
+    await asyncio.gather(
+        *(
+            cache_store.apply_updates(
+                "c1", [FeatureUpdate("visits", "incr", 1), FeatureUpdate("last_at", "max", t)], at=t
+            )
+            for t in times
+        )
+    )
+    features = (await cache_store.load("c1")).features
+    assert features["visits"] == 200
+    assert features["last_at"] == NOW + 199
+
+
+async def test_count_counts_customers_with_features(cache_store: CustomerCache) -> None:
+    assert await cache_store.count() == 0
+    await cache_store.put_features([(f"c{i}", {"age": 20.0 + i}) for i in range(25)], at=NOW)
+    await cache_store.store_summary("only-history", HistorySummary())
+    assert await cache_store.count() == 25
+
+
+async def test_ping(cache_store: CustomerCache) -> None:
+    assert await cache_store.ping() is True
+
+
+# --- Redis only: layout and TTLs that the in-process cache has no equivalent of ----------------------
+async def test_redis_keys_share_the_customer_hash_tag_and_expire(redis_cache: RedisCustomerCache) -> None:
+    await redis_cache.put_features([("c-1", {"age": 30.0})], at=NOW)
+    await redis_cache.store_summary("c-1", HistorySummary())
+    features_key, summary_key = redis_cache.features_key("c-1"), redis_cache.summary_key("c-1")
+    assert features_key.endswith("{c-1}") and summary_key.endswith("{c-1}")
+    assert 0 < await redis_cache.client.ttl(features_key) <= redis_cache.feature_ttl
+    assert redis_cache.feature_ttl < await redis_cache.client.ttl(summary_key) <= redis_cache.summary_ttl
+
+
+async def test_redis_ignores_batch_features_packed_under_another_schema(
+    redis_client: Redis, redis_prefix: str
+) -> None:
+    old = RedisCustomerCache(redis_client, feature_names=["age", "segment"], prefix=redis_prefix)
+    new = RedisCustomerCache(redis_client, feature_names=["segment", "age"], prefix=redis_prefix)
+    await old.put_features([("c1", {"age": 30.0, "segment": "mass"})], at=NOW)
+    await old.apply_updates("c1", [FeatureUpdate("visits", "incr", 1)], at=NOW)
+    snapshot = await new.load("c1")
+    assert dict(snapshot.features) == {"visits": 1}  # never 'age' read as 'segment'
+    assert "*" not in snapshot.feature_times
+
+
+async def test_redis_packs_batch_features_in_one_field(redis_cache: RedisCustomerCache) -> None:
+    await redis_cache.put_features([("c1", {"segment": "mass", "age": 30.0})], at=NOW)
+    fields = await redis_cache.client.hgetall(redis_cache.features_key("c1"))
+    assert list(fields) == [b"f"]
+    packed = orjson.loads(fields[b"f"])
+    assert packed[1:] == [NOW, 30.0, None, "mass", None, None]
+
+
+async def test_redis_refuses_a_decoding_client() -> None:
+    with pytest.raises(ValueError, match="decode_responses"):
+        RedisCustomerCache(Redis(decode_responses=True), feature_names=["age"])
