@@ -1,8 +1,8 @@
 """Bulk load of the nightly feature file into a customer cache, batch by batch, with progress.
 
-For Redis each batch is one pipeline (transaction=False) of HSET + EXPIRE per customer. While Redis
-works through one batch, the next batch is read and validated: the write of batch n is started before
-batch n+1 is validated, and awaited after, so the network and Redis overlap the Python work.
+For Redis each batch is one pipeline (transaction=False) of one EVALSHA (HSET + EXPIRE) per customer.
+While Redis works through one batch, the next batch is read and validated: the write of batch n is started
+before batch n+1 is validated, and awaited after, so the network and Redis overlap the Python work.
 """
 
 from __future__ import annotations

@@ -83,6 +83,7 @@ class RedisCustomerCache:
         self.summary_ttl = int(summary_ttl_days * DAY)
         self._fingerprint = schema_fingerprint(self.feature_names)
         self._load = client.register_script(redis_scripts.LOAD)
+        self._put = client.register_script(redis_scripts.PUT_FEATURES)
         self._append = client.register_script(redis_scripts.APPEND_EVENTS)
         self._apply = client.register_script(redis_scripts.APPLY_UPDATES)
 
@@ -118,15 +119,14 @@ class RedisCustomerCache:
 
     def pack(self, values: Mapping[str, FeatureValue], at: float) -> bytes:
         """The `f` field of one customer: missing features are stored as null."""
-        return orjson.dumps([self._fingerprint, at, *(values.get(n) for n in self.feature_names)])
+        return orjson.dumps([self._fingerprint, at, *map(values.get, self.feature_names)])
 
     async def put_features(self, rows: Sequence[tuple[str, Mapping[str, FeatureValue]]], at: float) -> int:
         """Replace the batch features of each row's customer (event features are kept), pipelined."""
         async with self.client.pipeline(transaction=False) as pipe:
             for customer_id, values in rows:
                 key = self.features_key(customer_id)
-                pipe.hset(key, "f", self.pack(values, at))
-                pipe.expire(key, self.feature_ttl)
+                await self._put(keys=[key], args=[self.pack(values, at), self.feature_ttl], client=pipe)
             await pipe.execute()
         return len(rows)
 
