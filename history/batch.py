@@ -1,21 +1,22 @@
 """What one group-commit transaction writes: decisions, contacts and responses of many callers at once.
 
-Each table gets one multi-row `INSERT ... ON CONFLICT DO NOTHING ... RETURNING key` (SQLAlchemy's
-"insertmanyvalues" packs the rows into as few statements as the dialect's parameter limit allows). The
-returned keys say which rows were new, which is how each caller learns what it added:
+Each table gets one bulk `INSERT ... ON CONFLICT DO NOTHING` of all the batch's rows, which reports the
+keys it inserted. Those keys say which rows were new, which is how each caller learns what it added:
 - a decision whose `decision_id` or `request_id` exists already is skipped, and so are its contacts;
 - a contact whose (contact_id, offer_id) exists is skipped and not counted;
 - a response whose `response_id` exists is skipped and reported as a duplicate (False).
+
+`batch_plan` is that logic, free of I/O: a generator that yields (table, rows) to insert and is sent back
+the keys inserted. Two drivers run it: `run_plan` (async, SQLAlchemy on PostgreSQL) and `run_plan_sync`
+(in the SQLite writer's thread, see `history.sqlite_writer`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from history.tables import contacts, decisions, responses
 from history.writer import Job
@@ -24,25 +25,45 @@ DECISION = "decision"  # payload: (decision row, [contact rows])
 CONTACTS = "contacts"  # payload: [contact rows]
 RESPONSE = "response"  # payload: response row
 
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+Rows = list[dict[str, Any]]
+Keys = set[tuple[Any, ...]]
+Plan = Generator[tuple[sa.Table, Rows], Keys, list[Any]]
 
 
-async def write_batch(conn: AsyncConnection, jobs: Sequence[Job]) -> list[Any]:
-    """Write the jobs on `conn` (inside the caller's transaction); one result per job, in order.
+def batch_plan(jobs: Sequence[Job]) -> Plan:
+    """Yield (table, rows) to insert, in order; receive the keys inserted; return one result per job.
 
     A decision's result is None, a contacts job's is the number of rows it added, a response's is whether
     it was new.
     """
-    decision_rows = [job.payload[0] for job in jobs if job.kind == DECISION]
-    new_decisions = {key[0] for key in await _insert_new(conn, decisions, decision_rows)}
-    contact_rows = [row for job in jobs for row in _contact_rows(job, new_decisions)]
-    new_contacts = set(await _insert_new(conn, contacts, contact_rows))
-    response_rows = [job.payload for job in jobs if job.kind == RESPONSE]
-    new_responses = set(await _insert_new(conn, responses, response_rows))
+    new_decisions = yield decisions, [job.payload[0] for job in jobs if job.kind == DECISION]
+    decision_ids = {key[0] for key in new_decisions}
+    new_contacts = yield contacts, [row for job in jobs for row in _contact_rows(job, decision_ids)]
+    new_responses = yield responses, [job.payload for job in jobs if job.kind == RESPONSE]
     return [_result(job, new_contacts, new_responses) for job in jobs]
 
 
-def _contact_rows(job: Job, new_decisions: set[str]) -> list[dict[str, Any]]:
+async def run_plan(plan: Plan, insert: Callable[[sa.Table, Rows], Awaitable[Keys]]) -> list[Any]:
+    """Drive `plan` with an async `insert(table, rows) -> keys inserted`."""
+    try:
+        step = next(plan)
+        while True:
+            step = plan.send(await insert(*step) if step[1] else set())
+    except StopIteration as done:
+        return done.value
+
+
+def run_plan_sync(plan: Plan, insert: Callable[[sa.Table, Rows], Keys]) -> list[Any]:
+    """Drive `plan` with a blocking `insert(table, rows) -> keys inserted`."""
+    try:
+        step = next(plan)
+        while True:
+            step = plan.send(insert(*step) if step[1] else set())
+    except StopIteration as done:
+        return done.value
+
+
+def _contact_rows(job: Job, new_decisions: set[str]) -> Rows:
     if job.kind == CONTACTS:
         return job.payload
     if job.kind == DECISION and job.payload[0]["decision_id"] in new_decisions:
@@ -50,7 +71,7 @@ def _contact_rows(job: Job, new_decisions: set[str]) -> list[dict[str, Any]]:
     return []
 
 
-def _result(job: Job, new_contacts: set[tuple], new_responses: set[tuple]) -> Any:
+def _result(job: Job, new_contacts: Keys, new_responses: Keys) -> Any:
     if job.kind == CONTACTS:
         return _claim(new_contacts, [(row["contact_id"], row["offer_id"]) for row in job.payload])
     if job.kind == RESPONSE:
@@ -58,7 +79,7 @@ def _result(job: Job, new_contacts: set[tuple], new_responses: set[tuple]) -> An
     return None
 
 
-def _claim(new: set[tuple], keys: list[tuple]) -> int:
+def _claim(new: Keys, keys: list[tuple[Any, ...]]) -> int:
     """How many of `keys` were inserted. Each inserted key is credited once, so a row sent twice (by one
     caller or by two callers of the same batch) counts for the first only."""
     added = 0
@@ -67,13 +88,3 @@ def _claim(new: set[tuple], keys: list[tuple]) -> int:
             new.discard(key)
             added += 1
     return added
-
-
-async def _insert_new(conn: AsyncConnection, table: sa.Table, rows: list[dict[str, Any]]) -> list[tuple]:
-    """Insert the rows, skipping any that conflict with an existing key; returns the keys inserted."""
-    if not rows:
-        return []
-    insert = _INSERTS[conn.dialect.name]
-    stmt = insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
-    result = await conn.execute(stmt, rows)
-    return [tuple(r) for r in result.all()]

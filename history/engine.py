@@ -17,6 +17,20 @@ from history.rows import dumps_json
 
 SQLITE_BUSY_TIMEOUT_MS = 5_000
 
+# Durability: in WAL mode a COMMIT appends the transaction to the -wal file before returning. With
+# synchronous=FULL SQLite also fsyncs the WAL on every commit, so a committed decision survives a SIGKILL
+# of the process (already true with NORMAL, since the write sits in the OS page cache) *and* a power loss
+# or kernel crash (NORMAL could lose the last commits there). Group commit makes that one fsync per batch,
+# not per decision, so we pay for the stronger guarantee. WAL also lets readers (summaries, listings) run
+# while the writer commits. busy_timeout: another process (a CLI, a second worker) may hold the write
+# lock for a moment; wait for it rather than fail.
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+    f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+)
+
 
 def make_engine(url: str, **options: Any) -> AsyncEngine:
     """An async engine for `url` that encodes JSON with orjson and, on SQLite, sets the pragmas below.
@@ -32,22 +46,23 @@ def make_engine(url: str, **options: Any) -> AsyncEngine:
 
 def ensure_sqlite_directory(url: str) -> None:
     """Create the directory of a SQLite database file (the embedded default lives in `var/`)."""
+    Path(sqlite_file(url)).parent.mkdir(parents=True, exist_ok=True)
+
+
+def sqlite_file(url: str) -> str:
+    """The file of a SQLite URL. The history must outlive the process: in-memory databases are refused.
+
+    >>> sqlite_file("sqlite+aiosqlite:///var/nbo.db")
+    'var/nbo.db'
+    """
     database = make_url(url).database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if not database or database == ":memory:" or "mode=memory" in url:
+        raise ValueError(f"the contact history needs a SQLite file, not {url!r}")
+    return database
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    # Durability: in WAL mode a COMMIT appends the transaction to the -wal file before returning. With
-    # synchronous=FULL SQLite also fsyncs the WAL on every commit, so a committed decision survives a
-    # SIGKILL of the process (already true with NORMAL, since the write sits in the OS page cache) *and* a
-    # power loss or kernel crash (NORMAL could lose the last commits there). Group commit makes that one
-    # fsync per batch, not per decision, so we pay for the stronger guarantee.
-    # WAL also lets readers (summaries, listings) run while the writer commits.
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    # Another process (a CLI, a second worker) may hold the write lock for a moment: wait, don't fail.
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(pragma)
     cursor.close()

@@ -40,13 +40,14 @@ def dumps_json(value: Any) -> str:
     >>> dumps_json({"a": MappingProxyType({"b": (1, 2)})})
     '{"a":{"b":[1,2]}}'
     """
-    return orjson.dumps(value, default=_json_default, option=_JSON_OPTIONS).decode()
+    return orjson.dumps(value, default=json_default, option=JSON_OPTIONS).decode()
 
 
-_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
+    """orjson's fallback for what records hold beyond plain JSON: read-only mappings and sets."""
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, set | frozenset):

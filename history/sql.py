@@ -16,10 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from decisioning.history import MAX_EVENTS, HistorySummary
 from decisioning.records import ContactRecord, DecisionRecord, HistoryEntry, ResponseRecord
 from history import rows
-from history.batch import CONTACTS, DECISION, RESPONSE, write_batch
-from history.engine import make_engine
+from history.batch import CONTACTS, DECISION, RESPONSE
+from history.engine import make_engine, sqlite_file
+from history.postgres_writer import postgres_transact
+from history.sqlite_writer import SqliteWriter
 from history.tables import contacts, decisions, responses
-from history.writer import GroupCommitWriter, HistoryClosedError
+from history.writer import GroupCommitWriter, HistoryClosedError, Transact
 
 
 class SqlHistory:
@@ -51,6 +53,7 @@ class SqlHistory:
         self._engine_options = engine_options
         self._engine: AsyncEngine | None = None
         self._writer: GroupCommitWriter | None = None
+        self._sqlite_writer: SqliteWriter | None = None
 
     async def start(self) -> None:
         """Open the engine and start the writer (the schema must exist: see `history.migrate`)."""
@@ -59,16 +62,27 @@ class SqlHistory:
         options = {"pool_pre_ping": True} if self.url.startswith("postgresql") else {}
         self._engine = make_engine(self.url, **(options | self._engine_options))
         self._writer = GroupCommitWriter(
-            self._engine, write_batch, batch_max=self._batch_max, batch_wait=self._batch_wait
+            self._transact_for(self._engine), batch_max=self._batch_max, batch_wait=self._batch_wait
         )
         self._writer.start()
 
+    def _transact_for(self, engine: AsyncEngine) -> Transact:
+        """The dialect's fast path for a batch transaction (see postgres_writer and sqlite_writer)."""
+        if engine.dialect.name == "postgresql":
+            return postgres_transact(engine)
+        if engine.dialect.name == "sqlite":
+            self._sqlite_writer = SqliteWriter(sqlite_file(self.url))
+            return self._sqlite_writer.transact
+        raise ValueError(f"SqlHistory runs on PostgreSQL or SQLite, not {engine.dialect.name}")
+
     async def close(self) -> None:
         """Write what is queued, then release the connections. Idempotent."""
-        writer, engine = self._writer, self._engine
-        self._writer = self._engine = None
+        writer, engine, sqlite_writer = self._writer, self._engine, self._sqlite_writer
+        self._writer = self._engine = self._sqlite_writer = None
         if writer is not None:
             await writer.close()
+        if sqlite_writer is not None:
+            await sqlite_writer.close()
         if engine is not None:
             await engine.dispose()
 

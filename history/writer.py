@@ -6,20 +6,20 @@ one transaction, commits, then resolves every future with its result, or sets th
 A call therefore returns only once its rows are durable, yet a burst of 200 calls costs a handful of
 commits instead of 200 (the fsync, or the round trip to PostgreSQL, is what a commit costs).
 
->>> writer = GroupCommitWriter(engine, write_batch, batch_max=500, batch_wait=0.001)   # doctest: +SKIP
->>> writer.start(); result = await writer.submit("decision", record)                  # doctest: +SKIP
+>>> writer = GroupCommitWriter(transact, batch_max=500, batch_wait=0.001)   # doctest: +SKIP
+>>> writer.start(); result = await writer.submit("decision", record)        # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import exc
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,11 @@ class Job:
     future: asyncio.Future[Any] = field(repr=False)
 
 
-# Writes the jobs on an open transaction; returns one result per job, in order.
-WriteBatch = Callable[[AsyncConnection, Sequence[Job]], Awaitable[list[Any]]]
+# Writes the jobs in one transaction and commits it; returns one result per job, in order.
+Transact = Callable[[Sequence[Job]], Awaitable[list[Any]]]
+
+# Errors caused by the data of a row (a violated constraint, a bad value), not by the database's state.
+DATA_ERRORS = (exc.IntegrityError, exc.DataError, sqlite3.IntegrityError, sqlite3.DataError)
 
 _STOP = object()
 
@@ -52,17 +55,16 @@ class HistoryClosedError(HistoryWriteError):
 
 
 class GroupCommitWriter:
-    """Batches concurrent writes into shared transactions on `engine`.
+    """Batches concurrent writes into shared transactions, each run by `transact`.
 
     `commits` counts committed transactions and `rows` the jobs they carried: `rows / commits` is the
     mean batch size.
     """
 
-    def __init__(self, engine: AsyncEngine, write_batch: WriteBatch, *, batch_max: int, batch_wait: float):
+    def __init__(self, transact: Transact, *, batch_max: int, batch_wait: float):
         if batch_max < 1:
             raise ValueError("batch_max must be at least 1")
-        self._engine = engine
-        self._write_batch = write_batch
+        self._transact = transact
         self._batch_max = batch_max
         self._batch_wait = max(batch_wait, 0.0)
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -134,7 +136,7 @@ class GroupCommitWriter:
     async def _commit(self, batch: list[Job]) -> None:
         try:
             results = await self._transaction(batch)
-        except (exc.IntegrityError, exc.DataError) as error:
+        except DATA_ERRORS as error:
             # One bad record must not fail the callers it happened to share a transaction with.
             if len(batch) == 1:
                 _fail(batch, error)
@@ -151,8 +153,7 @@ class GroupCommitWriter:
                 job.future.set_result(result)
 
     async def _transaction(self, batch: list[Job]) -> list[Any]:
-        async with self._engine.begin() as conn:
-            results = await self._write_batch(conn, batch)
+        results = await self._transact(batch)
         self.commits += 1
         self.jobs_written += len(batch)
         return results

@@ -1,0 +1,80 @@
+"""The PostgreSQL side of group commit: one transaction per batch, one statement per table.
+
+All rows of a table travel as ONE JSON parameter of ONE fixed statement, unpacked by the server with
+`json_populate_recordset` (typed by the table's own row type). Why not SQLAlchemy's multi-row insert? Its
+"insertmanyvalues" renders a VALUES list sized to the batch, so every batch size is a new SQL text that
+PostgreSQL parses and plans afresh, with every parameter built in Python. The fixed text is prepared once
+per connection. Measured end to end (loadtests/bench_history.py, 100 writers): 4,600 -> 7,500 decisions/s.
+
+>>> transact = postgres_transact(engine)     # doctest: +SKIP
+>>> results = await transact(jobs)           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from history.batch import Keys, Rows, batch_plan, run_plan
+from history.rows import JSON_OPTIONS, json_default
+from history.tables import EpochSeconds
+from history.writer import Job, Transact
+
+# Rows per statement: bounds the JSON document one statement parses (outbound lists can be large).
+CHUNK_ROWS = 2_000
+
+
+def postgres_transact(engine: AsyncEngine) -> Transact:
+    """A `Transact` for the group-commit writer: the batch's rows in one committed transaction."""
+
+    async def transact(jobs: Sequence[Job]) -> list[Any]:
+        async with engine.begin() as conn:
+            return await run_plan(batch_plan(jobs), lambda table, rows: insert_new(conn, table, rows))
+
+    return transact
+
+
+async def insert_new(conn: AsyncConnection, table: sa.Table, rows: Rows) -> Keys:
+    """Insert the rows, skipping those whose key exists; returns the keys inserted."""
+    inserted: Keys = set()
+    for start in range(0, len(rows), CHUNK_ROWS):
+        chunk = rows[start : start + CHUNK_ROWS]
+        result = await conn.execute(insert_sql(table), {"rows": encode_rows(table, chunk)})
+        inserted.update(tuple(r) for r in result)
+    return inserted
+
+
+@cache
+def insert_sql(table: sa.Table) -> sa.TextClause:
+    """The fixed bulk insert of `table`: rows from the `:rows` JSON array, conflicts skipped."""
+    names = ", ".join(c.name for c in table.columns)
+    keys = ", ".join(c.name for c in table.primary_key.columns)
+    # The parameter is sent as text and cast on the server: a json-typed parameter would go through the
+    # driver's JSON codec and be encoded a second time.
+    return sa.text(
+        f"INSERT INTO {table.name} ({names}) "
+        f"SELECT {names} FROM json_populate_recordset(NULL::{table.name}, CAST(:rows AS text)::json) "
+        f"ON CONFLICT DO NOTHING RETURNING {keys}"
+    )
+
+
+def encode_rows(table: sa.Table, rows: Sequence[dict[str, Any]]) -> str:
+    """The rows as the JSON array `insert_sql` reads; epoch seconds become RFC 3339 UTC times."""
+    times = _time_columns(table)
+    converted = [{**row, **{name: _utc(row[name]) for name in times}} for row in rows]
+    return orjson.dumps(converted, default=json_default, option=JSON_OPTIONS).decode()
+
+
+@cache
+def _time_columns(table: sa.Table) -> tuple[str, ...]:
+    return tuple(c.name for c in table.columns if isinstance(c.type, EpochSeconds))
+
+
+def _utc(at: float | None) -> datetime | None:
+    return None if at is None else datetime.fromtimestamp(at, UTC)

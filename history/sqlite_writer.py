@@ -1,0 +1,122 @@
+"""The SQLite side of group commit: a whole batch in ONE hop to one writer thread.
+
+Through aiosqlite every statement is a round trip to a connection thread, and each return needs the GIL
+back from an event loop that is busy serving requests: a batch (BEGIN, three inserts, COMMIT) paid that
+five times (~24 ms per 100-decision batch under load). Here the batch's transaction runs entirely in
+one dedicated thread on a plain `sqlite3` connection, so it pays once. Reads still go through
+SQLAlchemy; WAL lets them run beside the writer.
+
+Rows are written exactly as SQLAlchemy's types would write them (its own SQLite DATETIME formatter,
+JSON text, booleans as 0/1), so the two paths read back alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
+
+from history.batch import Keys, Rows, batch_plan, run_plan_sync
+from history.engine import SQLITE_PRAGMAS
+from history.rows import dumps_json
+from history.tables import EpochSeconds
+from history.writer import Job
+
+_SQLITE_DATETIME = sqlite.DATETIME().bind_processor(sqlite.dialect())
+
+
+class SqliteWriter:
+    """Runs group-commit transactions on one SQLite file from one thread.
+
+    >>> writer = SqliteWriter("var/nbo.db")     # doctest: +SKIP
+    >>> results = await writer.transact(jobs)    # doctest: +SKIP
+    >>> await writer.close()                     # doctest: +SKIP
+    """
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbo-sqlite-writer")
+        self._conn: sqlite3.Connection | None = None  # opened, used and closed on the writer thread only
+
+    async def transact(self, jobs: Sequence[Job]) -> list[Any]:
+        """Write the jobs in one committed transaction; one result per job (see `history.batch`)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._transact, jobs)
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+        self._executor.shutdown(wait=True)
+
+    def _transact(self, jobs: Sequence[Job]) -> list[Any]:
+        conn = self._connection()
+        # IMMEDIATE takes the write lock now (waiting up to busy_timeout), not at the first insert.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            results = run_plan_sync(batch_plan(jobs), lambda table, rows: _insert_new(conn, table, rows))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # SQLite may have rolled back already (disk full, I/O error)
+                conn.execute("ROLLBACK")
+            raise
+        return results
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            # isolation_level=None: we issue BEGIN and COMMIT ourselves.
+            self._conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            for pragma in SQLITE_PRAGMAS:
+                self._conn.execute(pragma)
+        return self._conn
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _insert_new(conn: sqlite3.Connection, table: sa.Table, rows: Rows) -> Keys:
+    """Insert row by row (C-speed calls, no thread hops), keeping the keys of the rows that were new."""
+    sql, encode, key = insert_sql(table), _encoder(table), _key_of(table)
+    inserted: Keys = set()
+    for row in rows:
+        if conn.execute(sql, encode(row)).rowcount == 1:
+            inserted.add(key(row))
+    return inserted
+
+
+@cache
+def insert_sql(table: sa.Table) -> str:
+    names = ", ".join(c.name for c in table.columns)
+    marks = ", ".join("?" for _ in table.columns)
+    return f"INSERT INTO {table.name} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+
+
+@cache
+def _encoder(table: sa.Table) -> Any:
+    """A function turning a row dict into the parameter tuple of `insert_sql`."""
+    converters = [(c.name, _converter(c.type)) for c in table.columns]
+    return lambda row: tuple(convert(row[name]) if convert else row[name] for name, convert in converters)
+
+
+def _converter(column_type: sa.types.TypeEngine[Any]) -> Any:
+    if isinstance(column_type, EpochSeconds):
+        return _sqlite_time
+    if isinstance(column_type, sa.JSON):
+        return dumps_json
+    return None
+
+
+@cache
+def _key_of(table: sa.Table) -> Any:
+    names = [c.name for c in table.primary_key.columns]
+    return lambda row: tuple(row[name] for name in names)
+
+
+def _sqlite_time(at: float | None) -> str | None:
+    return None if at is None else _SQLITE_DATETIME(datetime.fromtimestamp(at, UTC))
