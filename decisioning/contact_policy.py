@@ -25,7 +25,7 @@ segment and to some offers or groups. The exact semantics, pinned by tests/unit/
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -81,8 +81,11 @@ def evaluate_policies(
     env: RuleEnv,
     view: HistoryView,
     timezone: str,
+    service_offers: frozenset[str] = frozenset(),
 ) -> PolicyOutcome:
     """Apply every contact policy to the candidate `offers` of one decision.
+
+    `service_offers` are the catalogue's non-marketing offers: global fatigue does not count them.
 
     >>> outcome = evaluate_policies(catalogue.policies, offers, env, view, "Europe/Amsterdam")  # doctest: +SKIP
     >>> outcome.suppressed["card_gold"].reason()  # doctest: +SKIP
@@ -96,7 +99,7 @@ def evaluate_policies(
             continue
         targets = [o for o in offers if _covers(policy, o)]
         if targets:
-            _apply(policy, targets, view, timezone, suppressed, headroom)
+            _apply(policy, targets, view, timezone, service_offers, suppressed, headroom)
     return PolicyOutcome(suppressed, tuple(headroom), tuple(errors))
 
 
@@ -124,10 +127,11 @@ def _apply(
     targets: list[Offer],
     view: HistoryView,
     timezone: str,
+    service_offers: frozenset[str],
     suppressed: dict[str, Suppression],
     headroom: list[Headroom],
 ) -> None:
-    by_scope = _times_by_scope(policy, targets, view)
+    by_scope = _times_by_scope(policy, view, service_offers)
     for scope, members in _scopes(policy.level, targets).items():
         times = by_scope.get(scope, [])
         count, until = _check(policy, times, view.now, timezone)
@@ -152,9 +156,9 @@ def _scope_key(level: Level, offer_id: str, group: str) -> str:
     return f"group:{group}" if level is Level.GROUP else "all"
 
 
-def _times_by_scope(policy: ContactPolicy, targets: list[Offer], view: HistoryView) -> dict[str, list[float]]:
+def _times_by_scope(policy: ContactPolicy, view: HistoryView, service_offers: frozenset[str]) -> dict[str, list[float]]:
     """One pass over the history: matching event times per scope, oldest first."""
-    counted = _counted_filter(policy, targets)
+    counted = _counted_filter(policy, service_offers)
     out: dict[str, list[float]] = defaultdict(list)
     for h in view.matching(policy.outcomes, channels=policy.channels):
         if counted(h):
@@ -162,14 +166,13 @@ def _times_by_scope(policy: ContactPolicy, targets: list[Offer], view: HistoryVi
     return out
 
 
-def _counted_filter(policy: ContactPolicy, targets: list[Offer]):  # noqa: ANN202 - a small predicate
+def _counted_filter(policy: ContactPolicy, service_offers: frozenset[str]) -> Callable[[Happening], bool]:
     if policy.offers or policy.groups:
         return lambda h: h.offer_id in policy.offers or h.group in policy.groups
     if policy.level is Level.ALL:
         # Global fatigue counts marketing contacts only; the history may name offers the catalogue no
         # longer has, and those were marketing offers when they were made.
-        service = frozenset(o.id for o in targets if not o.marketing)
-        return lambda h: h.offer_id not in service
+        return lambda h: h.offer_id not in service_offers
     return _always
 
 

@@ -180,7 +180,8 @@ class _Run:
 
     def filter_policies(self, offers: list[Offer], exhausted: frozenset[str]) -> list[Offer]:
         self.policy = evaluate_policies(
-            self.catalogue.policies, offers, self.env, self.view, self.catalogue.settings.timezone
+            self.catalogue.policies, offers, self.env, self.view, self.catalogue.settings.timezone,
+            self.catalogue.service_offer_ids,
         )
         self.notes.extend(self.policy.errors)
         alive = []

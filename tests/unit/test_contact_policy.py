@@ -19,7 +19,7 @@ OFFERS = [GOLD, CASHBACK, LOAN, APP]
 def suppressed(policies, events, *, channel="web", now=NOW, offers=OFFERS, features=None, tz="UTC", windows=None):
     view = HistoryView(HistorySummary(tuple(sorted(events, key=lambda e: e.at))), now, windows or (lambda _: None))
     env = RuleEnv(features or {}, context(channel, now), view)
-    return evaluate_policies(policies, offers, env, view, tz)
+    return evaluate_policies(policies, offers, env, view, tz, frozenset(o.id for o in offers if not o.marketing))
 
 
 CAP = policy("offer_cap", ["presented"], days=7, threshold=3)

@@ -152,6 +152,7 @@ def test_same_inputs_same_decision():
 
 REMIND = rule(
     "after_a_week_without_answer",
+    "count(offer='card_gold', outcome='presented') >= 1 and "
     "days_since(offer='card_gold', outcome='presented') >= 7 and "
     "count(offer='card_gold', outcome=['clicked', 'accepted', 'declined']) == 0",
     RuleClass.APPLICABILITY,
