@@ -58,6 +58,13 @@ class FeatureSnapshots:
         i = bisect.bisect_right(times, at) if times else 0
         return self._values[customer_id][i - 1] if i else None
 
+    def of(self, customer_id: str) -> list[tuple[float, Features]]:
+        """A customer's snapshots with their valid-from times, oldest first."""
+        return list(zip(self._times.get(customer_id, ()), self._values.get(customer_id, ()), strict=True))
+
+    def customers(self) -> list[str]:
+        return list(self._times)
+
     def latest(self) -> dict[str, Features]:
         """Each customer's most recent snapshot."""
         return {cid: values[-1] for cid, values in self._values.items()}

@@ -19,6 +19,7 @@ from decisioning.types import DAY, FeatureValue
 from models.encoding import SpecLike
 
 Columns = dict[str, np.ndarray]
+CHUNK = 1_000
 REGIONS = ("north", "south", "east", "west", "capital")
 REGION_SHARES = (0.18, 0.2, 0.17, 0.15, 0.3)
 PRODUCTS = (
@@ -41,15 +42,22 @@ def generate_customers(
     'c-000001'
     """
     now = time.time() if now is None else now
-    rng = np.random.default_rng(seed)
-    columns = _batch_columns(rng, n)
+    rows: list[dict[str, FeatureValue]] = []
+    for chunk in range(-(-n // CHUNK)):
+        rows += _chunk(specs, np.random.default_rng([seed, chunk]), now)
+    return [(f"c-{i + 1:06d}", row) for i, row in enumerate(rows[:n])]
+
+
+def _chunk(specs: Sequence[SpecLike], rng: np.random.Generator, now: float) -> list[dict[str, FeatureValue]]:
+    """One block of customers. Blocks have a fixed size and their own random stream, so customer
+    c-000042 is the same person in a demo of 100 customers and in one of 100,000."""
+    columns = _batch_columns(rng, CHUNK)
     columns.update(_event_columns(rng, columns, now))
-    rows = [{} for _ in range(n)]
+    rows: list[dict[str, FeatureValue]] = [{} for _ in range(CHUNK)]
     for spec in specs:
-        values = _spec_values(spec, columns, n)
-        for row, value in zip(rows, values, strict=True):
+        for row, value in zip(rows, _spec_values(spec, columns, CHUNK), strict=True):
             row[spec.name] = value
-    return [(f"c-{i + 1:06d}", row) for i, row in enumerate(rows)]
+    return rows
 
 
 def _spec_values(spec: SpecLike, columns: Columns, n: int) -> list[FeatureValue]:
