@@ -94,12 +94,8 @@ class _Compiler:
         settings = sources.settings
         self.channels = tuple(settings.channels) if settings else None
         self.tz = self._timezone(settings.timezone if settings else "UTC")
-        self.group_ids = _Ids(
-            {e.spec.id for e in sources.groups} | _broken(sources, "group"), "group", sources
-        )
-        self.offer_ids = _Ids(
-            {e.spec.id for e in sources.offers} | _broken(sources, "offer"), "offer", sources
-        )
+        self.group_ids = _KnownIds.of("group", {e.spec.id for e in sources.groups}, sources)
+        self.offer_ids = _KnownIds.of("offer", {e.spec.id for e in sources.offers}, sources)
 
     def problem(self, entry: Entry | None, what: str, message: str) -> None:
         file = entry.file if entry else self.src.catalogue_file
@@ -140,20 +136,9 @@ class _Compiler:
     def _check_history(self, entry: Entry, what: str, compiled: CompiledRule) -> None:
         # A history call on a misspelt offer would silently count nothing, forever: make it an error.
         for call in compiled.history_calls:
-            if call.offer is not None and call.offer not in self.offer_ids:
-                self.problem(
-                    entry,
-                    what,
-                    f"reads the history of unknown offer '{call.offer}'"
-                    f"{closest(call.offer, self.offer_ids)}: {compiled.text}",
-                )
-            if call.group is not None and call.group not in self.group_ids:
-                self.problem(
-                    entry,
-                    what,
-                    f"reads the history of unknown group '{call.group}'"
-                    f"{closest(call.group, self.group_ids)}: {compiled.text}",
-                )
+            for known, ident in ((self.offer_ids, call.offer), (self.group_ids, call.group)):
+                if ident is not None and (unknown := known.unknown(ident)):
+                    self.problem(entry, what, f"reads the history of an {unknown}: {compiled.text}")
 
     def rules(self, entry: Entry, spec: RuleClasses, owner: str) -> tuple[Rule, ...]:
         """The entry's rules in class order (eligibility, applicability, suitability), file order within."""
@@ -204,10 +189,9 @@ class _Compiler:
         )
 
     def _group_of(self, entry: Entry[OfferSpec], groups: Mapping[str, OfferGroup]) -> OfferGroup | None:
-        group_id = entry.spec.group
-        if group_id not in self.group_ids:
-            self.problem(entry, "group", f"unknown group '{group_id}'{closest(group_id, groups)}")
-        return groups.get(group_id)
+        if unknown := self.group_ids.unknown(entry.spec.group):
+            self.problem(entry, "group", unknown)
+        return groups.get(entry.spec.group)
 
     def _treatments(self, entry: Entry[OfferSpec]) -> Mapping[str, Treatment]:
         self._known_channels(entry, entry.spec.channels, "channels")
@@ -240,8 +224,8 @@ class _Compiler:
     def _policy(self, entry: Entry[PolicySpec]) -> ContactPolicy | None:
         s, before = entry.spec, len(self.problems)
         self._known_channels(entry, s.channels or (), "channels")
-        self._known(entry, s.offers, self.offer_ids, "offer")
-        self._known(entry, s.groups, self.group_ids, "group")
+        self._known(entry, s.offers, self.offer_ids, "offers")
+        self._known(entry, s.groups, self.group_ids, "groups")
         segment = self.rule(entry, s.segment, what="segment") if s.segment is not None else None
         if len(self.problems) > before:
             return None
@@ -260,10 +244,10 @@ class _Compiler:
             description=s.description,
         )
 
-    def _known(self, entry: Entry, ids: Iterable[str], known: set[str], kind: str) -> None:
+    def _known(self, entry: Entry, ids: Iterable[str], known: _KnownIds, what: str) -> None:
         for ident in ids:
-            if ident not in known:
-                self.problem(entry, f"{kind}s", f"unknown {kind} '{ident}'{closest(ident, known)}")
+            if unknown := known.unknown(ident):
+                self.problem(entry, what, unknown)
 
     # --- settings ------------------------------------------------------------------------------------
     def _settings(self) -> ArbitrationSettings:
@@ -292,12 +276,8 @@ class _Compiler:
     def _check_context_weights(self, weights: Mapping[str, Mapping[str, float]]) -> None:
         for intent, by_group in weights.items():
             for group_id in by_group:
-                if group_id != "*" and group_id not in self.group_ids:
-                    self.problem(
-                        None,
-                        f"arbitration.context_weights.{intent}",
-                        f"unknown group '{group_id}'{closest(group_id, self.group_ids)}",
-                    )
+                if group_id != "*" and (unknown := self.group_ids.unknown(group_id)):
+                    self.problem(None, f"arbitration.context_weights.{intent}", unknown)
 
     def _timezone(self, name: str) -> ZoneInfo:
         try:
@@ -322,20 +302,29 @@ class _Compiler:
         return list(first.values())
 
 
-class _Ids(set):
-    """Known ids of one kind; when a file of that kind was unreadable, every id counts as known."""
+@dataclass(frozen=True, slots=True)
+class _KnownIds:
+    """The ids of one kind that references may name.
 
-    def __init__(self, ids: set[str], kind: str, sources: Sources) -> None:
-        super().__init__(ids)
-        self.complete = kind not in sources.unreadable
+    Entries that failed schema validation still count as known (their own problem is reported already);
+    when a file of that kind could not be read at all, nothing can be checked (`complete` is False).
+    """
 
-    def __contains__(self, ident: object) -> bool:
-        return not self.complete or super().__contains__(ident)
+    kind: str
+    ids: frozenset[str]
+    complete: bool
 
+    @classmethod
+    def of(cls, kind: str, valid: set[str], sources: Sources) -> _KnownIds:
+        prefix = f"{kind}:"
+        broken = {b.removeprefix(prefix) for b in sources.broken_ids if b.startswith(prefix)}
+        return cls(kind, frozenset(valid | broken), kind not in sources.unreadable)
 
-def _broken(sources: Sources, kind: str) -> set[str]:
-    prefix = f"{kind}:"
-    return {b.removeprefix(prefix) for b in sources.broken_ids if b.startswith(prefix)}
+    def unknown(self, ident: str) -> str | None:
+        """The problem with a reference to `ident` ("unknown offer 'x' (did you mean 'y'?)"), or None."""
+        if not self.complete or ident in self.ids:
+            return None
+        return f"unknown {self.kind} '{ident}'{closest(ident, self.ids)}"
 
 
 def _feature_spec(f: FeatureEntry) -> FeatureSpec:

@@ -197,7 +197,11 @@ class _Reader:
         return str(self.directory / name)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+# libyaml's parser when the wheel has it: parsing is most of the time a catalogue takes to load.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc, valid-type]
     """A safe loader that refuses duplicate keys: plain YAML keeps the last one and silently drops a rule."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:

@@ -110,12 +110,12 @@ def test_unknown_feature_names_file_offer_rule_and_column(tmp_path: Path) -> Non
 
 
 def test_rule_syntax_error_names_the_position(tmp_path: Path) -> None:
-    write(tmp_path, offers=offers_with(suitability={"broken": "age >= "}))
+    write(tmp_path, offers=offers_with(suitability={"broken": "age >= > 3"}))
 
     problem = only(validate_catalogue(tmp_path))
 
     assert problem.location == "offer card_gold (offers.yaml entry 1): suitability rule 'broken'"
-    assert "(column " in problem.message
+    assert problem.message == "syntax error: invalid syntax (column 8): age >= > 3"
 
 
 def test_group_rule_error_names_the_group(tmp_path: Path) -> None:
