@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
 
 import orjson
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 import pytest
 from redis.asyncio import Redis
 
+from decisioning.catalogue import FeatureSpec, FeatureType
 from decisioning.history import MAX_EVENTS, RETENTION_SECONDS, HistorySummary
 from decisioning.ports import CustomerCache, FeatureUpdate
 from decisioning.types import DAY, ContactEvent, Outcome
+from features.bulk import load_features
 from features.redis_cache import RedisCustomerCache
 
 NOW = 1_763_000_000.0
@@ -231,3 +237,65 @@ async def test_redis_packs_batch_features_in_one_field(redis_cache: RedisCustome
 async def test_redis_refuses_a_decoding_client() -> None:
     with pytest.raises(ValueError, match="decode_responses"):
         RedisCustomerCache(Redis(decode_responses=True), feature_names=["age"])
+
+
+# --- Bulk load from files: validated, pipelined, with a report -----------------------------------------
+SPECS = (
+    FeatureSpec("age", FeatureType.NUMBER, 40, minimum=16, maximum=110),
+    FeatureSpec("income_monthly", FeatureType.NUMBER, 2500, minimum=0),
+    FeatureSpec("segment", FeatureType.CATEGORY, "mass", categories=("mass", "affluent", "senior")),
+    FeatureSpec("has_mortgage", FeatureType.BOOL, False),
+    FeatureSpec("credit_score", FeatureType.NUMBER, 600, minimum=300, maximum=850),
+)
+
+
+def write_customers(path: Path, rows: int) -> Path:
+    table = pa.table(
+        {
+            "customer_id": [f"c{i}" for i in range(rows)],
+            "age": [str(18 + i % 80) if i % 10 else "999" for i in range(rows)],  # every 10th out of range
+            "segment": ["Mass" if i % 2 else "affluent" for i in range(rows)],
+            "has_mortgage": ["yes" if i % 3 == 0 else "no" for i in range(rows)],
+            "credit_score": [None if i % 4 == 0 else str(600 + i % 200) for i in range(rows)],
+            "shoe_size": ["42"] * rows,
+        }
+    )
+    if path.suffix == ".parquet":
+        pq.write_table(table, path)
+    else:
+        pacsv.write_csv(table, path)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+async def test_bulk_load_validates_reports_and_loads(
+    cache_store: CustomerCache, tmp_path: Path, suffix: str
+) -> None:
+    path = write_customers(tmp_path / f"customers{suffix}", 1_050)
+    seen: list[int] = []
+    report = await load_features(path, cache_store, SPECS, batch_size=100, progress=seen.append, at=NOW)
+    assert report.loaded == 1_050 and report.rows_rejected == 0
+    assert seen == [*range(100, 1_001, 100), 1_050]
+    assert report.rejected == {"age": 105}
+    assert report.defaulted == {"age": 105, "income_monthly": 1_050, "credit_score": 263}
+    assert report.missing_columns == {"income_monthly"} and report.unknown_columns == {"shoe_size"}
+    assert await cache_store.count() == 1_050
+    first, second = await cache_store.load("c0"), await cache_store.load("c1")
+    assert first.features["age"] is None  # stored as missing: decisions will say it was defaulted
+    assert (first.features["segment"], first.features["has_mortgage"]) == ("affluent", True)
+    assert (second.features["age"], second.features["segment"], second.features["credit_score"]) == (
+        19.0,
+        "mass",
+        601.0,
+    )
+    assert second.feature_times["*"] == NOW
+
+
+async def test_bulk_load_refuses_a_file_without_customer_ids(
+    cache_store: CustomerCache, tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("id,age\nc1,40\n")
+    with pytest.raises(ValueError, match="customer_id"):
+        await load_features(path, cache_store, SPECS)
+    assert await cache_store.count() == 0
