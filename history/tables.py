@@ -33,6 +33,8 @@ NAMING_CONVENTION = {
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
+# Text columns carry no length limit: SQLite ignores a VARCHAR length that PostgreSQL enforces, and the two
+# dialects must accept the same data.
 # JSONB on PostgreSQL (indexable, compact); JSON text elsewhere.
 Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
