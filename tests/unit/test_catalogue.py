@@ -185,6 +185,8 @@ def test_contact_policies_of_every_kind(demo: Catalogue) -> None:
         p["accepted_cool_off"].outcomes == {Outcome.ACCEPTED} and p["accepted_cool_off"].suppress_days == 180
     )
     assert p["mortgage_lead_weekly"].offers == {"mortgage_advice_call"}
+    # offer_cap_7d covers marketing offers only; service messages get their own cap of 3
+    assert (p["service_offer_cap"].groups, p["service_offer_cap"].threshold) == ({"service"}, 3)
 
 
 def test_arbitration_settings(demo: Catalogue) -> None:
