@@ -57,7 +57,7 @@ class HistoryClosedError(HistoryWriteError):
 class GroupCommitWriter:
     """Batches concurrent writes into shared transactions, each run by `transact`.
 
-    `commits` counts committed transactions and `rows` the jobs they carried: `rows / commits` is the
+    `commits` counts committed transactions and `jobs_written` the jobs they carried: their ratio is the
     mean batch size.
     """
 
