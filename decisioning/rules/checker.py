@@ -100,10 +100,13 @@ def parse(text: str) -> ast.Expression:
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as err:
-        position = min(err.offset, len(text) + 1) if err.offset else None
+        # offset 0: the parser ran off the end of the text ("age >"); point there.
+        position = None if err.offset is None else min(err.offset or len(text) + 1, len(text) + 1)
         raise RuleError(f"syntax error: {err.msg}", position=position) from None
-    except (RecursionError, MemoryError, ValueError) as err:
-        raise RuleError(f"cannot parse the rule: {type(err).__name__}: {err}") from None
+    except (RecursionError, MemoryError) as err:
+        raise RuleError(f"rule is nested too deeply to parse ({type(err).__name__})") from None
+    except ValueError as err:
+        raise RuleError(f"cannot parse the rule: {err}") from None
     nodes = _count_nodes(tree)
     if nodes > MAX_NODES:
         raise RuleError(f"rule is too complex ({nodes} parts, at most {MAX_NODES})")

@@ -69,8 +69,10 @@ def bind(value: object, name: str, kind: T, n: int) -> Array | Dyn:
 
 
 def _broadcast(value: object, name: str, n: int) -> Array:
-    if value is None or isinstance(value, str | _BOOL_TYPES):
-        return np.full(n, value, dtype=object if not isinstance(value, _BOOL_TYPES) else bool)
+    if isinstance(value, _BOOL_TYPES):
+        return np.full(n, bool(value), dtype=bool)
+    if value is None or isinstance(value, str):
+        return np.full(n, value, dtype=object)
     if isinstance(value, _NUMBER_TYPES):
         return np.full(n, _float(value, name), dtype=np.float64)
     raise RuleError(f"'{name}' holds an unsupported value {value!r:.40}")

@@ -56,7 +56,8 @@ def _check_arity(checker: Checker, node: ast.Call, name: str) -> None:
     if not fewest <= len(node.args) <= (most or len(node.args)):
         upto = "or more" if most is None else f"to {most}"
         wanted = f"{fewest}" if fewest == most else f"{fewest} {upto}"
-        raise checker.error(f"{name}() takes {wanted} arguments, not {len(node.args)}", node)
+        plural = "" if wanted == "1" else "s"
+        raise checker.error(f"{name}() takes {wanted} argument{plural}, not {len(node.args)}", node)
 
 
 def _context(checker: Checker, node: ast.Call) -> Node:
