@@ -41,13 +41,23 @@ async def build_service(settings: Settings, metrics: Metrics) -> DecisionService
     cache, budgets = await open_cache(settings, catalogue)
     log.info(
         "service ready",
-        extra={"catalogue_version": catalogue.version, "offers": len(catalogue.offers),
-               "model_version": scorer.version, "history": redact_url(settings.database_url),
-               "cache": "redis" if settings.redis_url else "in-process"},
+        extra={
+            "catalogue_version": catalogue.version,
+            "offers": len(catalogue.offers),
+            "model_version": scorer.version,
+            "history": redact_url(settings.database_url),
+            "cache": "redis" if settings.redis_url else "in-process",
+        },
     )
     return DecisionService(
-        catalogue=catalogue, scorer=scorer, cache=cache, history=history, budgets=budgets, events=events,
-        metrics=metrics, max_offers_limit=settings.max_offers_limit,
+        catalogue=catalogue,
+        scorer=scorer,
+        cache=cache,
+        history=history,
+        budgets=budgets,
+        events=events,
+        metrics=metrics,
+        max_offers_limit=settings.max_offers_limit,
     )
 
 
@@ -65,7 +75,9 @@ async def open_history(settings: Settings) -> SqlHistory:
         # The embedded database is ours to migrate; PostgreSQL is migrated by `nbo db upgrade` (a deploy step).
         await asyncio.to_thread(upgrade, settings.database_url)
     history = SqlHistory(
-        settings.database_url, batch_max=settings.history_batch_max, batch_wait_ms=settings.history_batch_wait_ms
+        settings.database_url,
+        batch_max=settings.history_batch_max,
+        batch_wait_ms=settings.history_batch_wait_ms,
     )
     await history.start()
     return history

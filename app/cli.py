@@ -38,9 +38,14 @@ def serve(
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     uvicorn.run(
-        "app.asgi:app", host=host or settings.host, port=port or settings.port,
-        workers=workers or settings.workers, access_log=settings.access_log, log_config=None,
-        loop="uvloop", http="httptools",
+        "app.asgi:app",
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+        access_log=settings.access_log,
+        log_config=None,
+        loop="uvloop",
+        http="httptools",
     )
 
 
@@ -78,7 +83,9 @@ def features_load(
 
 @catalogue_cli.command("validate")
 def catalogue_validate(
-    directory: Annotated[Path | None, typer.Argument(help="Catalogue directory (default NBO_CATALOGUE_DIR)")] = None,
+    directory: Annotated[
+        Path | None, typer.Argument(help="Catalogue directory (default NBO_CATALOGUE_DIR)")
+    ] = None,
 ) -> None:
     """Check a catalogue; every problem is listed with its file, offer, rule and position."""
     from policies.loader import catalogue_version, validate_catalogue
@@ -93,7 +100,9 @@ def catalogue_validate(
 
 
 @db_cli.command("upgrade")
-def db_upgrade(url: Annotated[str | None, typer.Option(help="Database URL (default NBO_DATABASE_URL)")] = None) -> None:
+def db_upgrade(
+    url: Annotated[str | None, typer.Option(help="Database URL (default NBO_DATABASE_URL)")] = None,
+) -> None:
     """Apply the contact-history migrations (alembic upgrade head)."""
     from app.settings import redact_url
     from history.migrate import upgrade
@@ -105,3 +114,7 @@ def db_upgrade(url: Annotated[str | None, typer.Option(help="Database URL (defau
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

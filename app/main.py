@@ -73,13 +73,17 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> ORJSONResponse:
         _count(request, exc.kind)
-        return ORJSONResponse({"error": exc.kind, "detail": _without_input(exc.detail)}, status_code=exc.status)
+        return ORJSONResponse(
+            {"error": exc.kind, "detail": _without_input(exc.detail)}, status_code=exc.status
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> ORJSONResponse:
         _count(request, "internal")
         log.exception("unhandled error", extra={"path": request.url.path})
-        return ORJSONResponse({"error": "internal", "detail": "unexpected error; it was logged"}, status_code=500)
+        return ORJSONResponse(
+            {"error": "internal", "detail": "unexpected error; it was logged"}, status_code=500
+        )
 
 
 def _without_input(detail: Any) -> Any:
@@ -124,8 +128,16 @@ class BodyLimitMiddleware:
 
     async def _refuse(self, send: Any, size: int) -> None:
         body = ORJSONResponse(
-            {"error": "validation", "detail": [{"loc": ["body"], "type": "too_large",
-                                                "msg": f"body of {size} bytes exceeds the limit of {self.limit}"}]},
+            {
+                "error": "validation",
+                "detail": [
+                    {
+                        "loc": ["body"],
+                        "type": "too_large",
+                        "msg": f"body of {size} bytes exceeds the limit of {self.limit}",
+                    }
+                ],
+            },
             status_code=422,
         )
         await send({"type": "http.response.start", "status": 422, "headers": body.raw_headers})

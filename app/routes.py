@@ -123,25 +123,48 @@ def _decision_out(decision: Decision, explain: bool) -> DecisionOut:
 def _presented_out(p: PresentedOffer) -> OfferOut:
     t = p.treatment
     return OfferOut(
-        offer_id=p.offer.id, name=p.offer.name, group=p.offer.group, rank=p.rank,
-        treatment=TreatmentOut(channel=t.channel, title=t.title, text=t.text, image_url=t.image_url, url=t.url,
-                               script=t.script),
-        propensity=p.propensity, value=p.value, priority=p.priority,
+        offer_id=p.offer.id,
+        name=p.offer.name,
+        group=p.offer.group,
+        rank=p.rank,
+        treatment=TreatmentOut(
+            channel=t.channel, title=t.title, text=t.text, image_url=t.image_url, url=t.url, script=t.script
+        ),
+        propensity=p.propensity,
+        value=p.value,
+        priority=p.priority,
         selection_probability=p.selection_probability,
     )
 
 
 def _entry_out(e: HistoryEntry) -> HistoryEntryOut:
     return HistoryEntryOut(
-        kind=e.kind, id=e.id, at=datetime.fromtimestamp(e.at, UTC), channel=e.channel, direction=e.direction,
-        offer_id=e.offer_id, group=e.group, outcome=e.outcome, decision_id=e.decision_id, details=dict(e.details),
+        kind=e.kind,
+        id=e.id,
+        at=datetime.fromtimestamp(e.at, UTC),
+        channel=e.channel,
+        direction=e.direction,
+        offer_id=e.offer_id,
+        group=e.group,
+        outcome=e.outcome,
+        decision_id=e.decision_id,
+        details=dict(e.details),
     )
 
 
 def _offer_out(o: Offer, now: float) -> CatalogueOfferOut:
     return CatalogueOfferOut(
-        offer_id=o.id, name=o.name, group=o.group, product=o.product, channels=sorted(o.treatments),
-        active=o.is_active(now), tags=list(o.tags), value=o.value.text, lever=o.lever,
+        offer_id=o.id,
+        name=o.name,
+        group=o.group,
+        product=o.product,
+        channels=sorted(o.treatments),
+        active=o.is_active(now),
+        tags=list(o.tags),
+        value=o.value.text,
+        lever=o.lever,
         budget=None if o.budget is None else {"limit": o.budget.limit, "period": o.budget.period.value},
-        rules=[{"class": r.rule_class.value, "name": r.name, "owner": r.owner, "text": r.text} for r in o.rules],
+        rules=[
+            {"class": r.rule_class.value, "name": r.name, "owner": r.owner, "text": r.text} for r in o.rules
+        ],
     )

@@ -28,7 +28,7 @@ from decisioning.ports import BudgetCounter, ContactHistory, CustomerCache, Scor
 from decisioning.quality import validate_features
 from decisioning.records import ContactRecord, HistoryEntry, ResponseRecord
 from decisioning.types import Context, Direction, Outcome
-from features.events import EventRules
+from features.events import EventError, EventRules
 
 log = logging.getLogger("nbo.service")
 
@@ -80,7 +80,9 @@ class DecisionService:
         now = self.clock()
         channel, timer = body.channel, self._stage_timer(body.channel)
         snapshot = await self.cache.load(body.customer_id)
-        summary = snapshot.summary if snapshot.summary is not None else await self._rebuild(body.customer_id, now)
+        summary = (
+            snapshot.summary if snapshot.summary is not None else await self._rebuild(body.customer_id, now)
+        )
         customer = validate_features(self.catalogue.features, body.customer_id, snapshot, now)
         timer("load")
         context = _context(body, now)
@@ -95,10 +97,14 @@ class DecisionService:
     async def _decide_within_budgets(
         self, request: DecisionRequest, summary: HistorySummary
     ) -> tuple[Decision, list[str]]:
-        exhausted = {o.id for o in self.catalogue.offers if self._budget_key(o, request.context.now) in self._exhausted}
+        exhausted = {
+            o.id for o in self.catalogue.offers if self._budget_key(o, request.context.now) in self._exhausted
+        }
         # Every failed round marks at least one more offer exhausted, so this ends within len(offers) + 1.
         for _ in range(len(self.catalogue.offers) + 1):
-            decision = decide(self.catalogue, request, summary, self.scorer, exhausted_budgets=frozenset(exhausted))
+            decision = decide(
+                self.catalogue, request, summary, self.scorer, exhausted_budgets=frozenset(exhausted)
+            )
             failed, reserved = await self._reserve(decision)
             if not failed:
                 return decision, reserved
@@ -145,7 +151,9 @@ class DecisionService:
             # Not recorded means not delivered: give the budget back and let the caller retry.
             await self._release(reserved)
             self.metrics.errors.labels("history_write").inc()
-            log.error("decision not recorded", extra={"decision_id": decision.decision_id, "error": repr(err)})
+            log.error(
+                "decision not recorded", extra={"decision_id": decision.decision_id, "error": repr(err)}
+            )
             raise Unavailable("the contact history is unavailable; the decision was not made") from err
         await self._append(decision.customer_id, record.events(), decision.context.now)
 
@@ -166,7 +174,9 @@ class DecisionService:
             known = ", ".join(self.catalogue.channels)
             raise InvalidField("channel", f"unknown channel '{body.channel}'; one of: {known}", body.channel)
         if body.max_offers > self.max_offers_limit:
-            raise InvalidField("max_offers", f"at most {self.max_offers_limit} offers per decision", body.max_offers)
+            raise InvalidField(
+                "max_offers", f"at most {self.max_offers_limit} offers per decision", body.max_offers
+            )
 
     def _lock(self, customer_id: str) -> asyncio.Lock:
         lock = self._locks.get(customer_id)
@@ -212,8 +222,16 @@ class DecisionService:
         group = contact.group if contact is not None else self._offer_group(body.offer_id, "offer_id")
         decision_id = contact.contact_id if contact is not None else None
         response_id = body.request_id or _response_id(body, decision_id, at)
-        record = ResponseRecord(response_id, body.customer_id, body.offer_id, body.channel, Outcome(body.outcome),
-                                at, decision_id, group)
+        record = ResponseRecord(
+            response_id,
+            body.customer_id,
+            body.offer_id,
+            body.channel,
+            Outcome(body.outcome),
+            at,
+            decision_id,
+            group,
+        )
         recorded = await self.history.record_response(record)
         if recorded:
             await self._append(body.customer_id, [record.event(group)], now)
@@ -234,10 +252,13 @@ class DecisionService:
     async def apply_event(self, body: EventIn) -> list[str]:
         """Turn a customer event into real-time feature updates, applied atomically."""
         if not self.events.knows(body.type):
-            raise InvalidField("type", f"unknown event type '{body.type}'; one of: {', '.join(self.events.types)}",
-                               body.type)
+            known = ", ".join(sorted(self.events.types))
+            raise InvalidField("type", f"unknown event type '{body.type}'; one of: {known}", body.type)
         at = _epoch(body.at, self.clock())
-        updates = self.events.updates_for(body.type, body.attributes, at)
+        try:
+            updates = self.events.updates_for(body.type, body.attributes, at)
+        except EventError as err:
+            raise InvalidField("attributes", str(err)) from err
         if updates:
             await self.cache.apply_updates(body.customer_id, updates, at)
         self.metrics.events.labels(body.type).inc()
@@ -250,7 +271,9 @@ class DecisionService:
         added = await self.history.record_contacts(records)
         for customer_id in dict.fromkeys(r.customer_id for r in records):
             if added == len(records):
-                await self._append(customer_id, [r.event() for r in records if r.customer_id == customer_id], now)
+                await self._append(
+                    customer_id, [r.event() for r in records if r.customer_id == customer_id], now
+                )
             else:  # some were duplicates: rebuild rather than count a send twice
                 await self._rebuild(customer_id, now)
         return added
@@ -259,9 +282,17 @@ class DecisionService:
         self._check_channel(c.channel, f"contacts.{index}.channel")
         group = self._offer_group(c.offer_id, f"contacts.{index}.offer_id")
         return ContactRecord(
-            contact_id=c.contact_id, customer_id=c.customer_id, at=_epoch(c.at, now), channel=c.channel,
-            direction=Direction.OUTBOUND, offer_id=c.offer_id, group=group, outcome=Outcome.SENT,
-            treatment=c.treatment, campaign=c.campaign, catalogue_version=self.catalogue.version,
+            contact_id=c.contact_id,
+            customer_id=c.customer_id,
+            at=_epoch(c.at, now),
+            channel=c.channel,
+            direction=Direction.OUTBOUND,
+            offer_id=c.offer_id,
+            group=group,
+            outcome=Outcome.SENT,
+            treatment=c.treatment,
+            campaign=c.campaign,
+            catalogue_version=self.catalogue.version,
         )
 
     def _offer_group(self, offer_id: str, field: str) -> str:
@@ -272,8 +303,9 @@ class DecisionService:
 
     def _check_channel(self, channel: str, field: str) -> None:
         if channel not in self.catalogue.channels:
-            raise InvalidField(field, f"unknown channel '{channel}'; one of: {', '.join(self.catalogue.channels)}",
-                               channel)
+            raise InvalidField(
+                field, f"unknown channel '{channel}'; one of: {', '.join(self.catalogue.channels)}", channel
+            )
 
     # --- reads -------------------------------------------------------------------------------------------
 
@@ -304,8 +336,9 @@ async def _ping(check: Callable[[], Any]) -> bool:
 
 def _context(body: DecisionIn, now: float) -> Context:
     extra = body.context.model_dump(exclude={"intent"}, exclude_none=True)
-    return Context(channel=body.channel, now=now, placement=body.placement, intent=body.context.intent,
-                   attributes=extra)
+    return Context(
+        channel=body.channel, now=now, placement=body.placement, intent=body.context.intent, attributes=extra
+    )
 
 
 def _epoch(at: datetime | None, default: float) -> float:

@@ -94,7 +94,9 @@ def arbitrate(
     """
     ordered = sorted(candidates, key=lambda c: (not c.pinned, -c.priority, c.offer.id))
     if control and settings.control_mode is ControlMode.NONE:
-        return ArbitrationResult((), {c.offer.id: "control group: no marketing offer" for c in ordered}, "control_none")
+        return ArbitrationResult(
+            (), {c.offer.id: "control group: no marketing offer" for c in ordered}, "control_none"
+        )
     chooser = _Chooser(ordered, settings, control, rng or np.random.default_rng(0))
     slots = _Slots(settings.max_per_group, headroom)
     selected: list[Selection] = []
@@ -105,7 +107,9 @@ def arbitrate(
         pick, probability = chooser.choose(feasible)
         slots.take(pick)
         selected.append(Selection(pick, len(selected) + 1, probability))
-    return ArbitrationResult(tuple(selected), _passed_over(ordered, chooser.taken, slots, max_offers), chooser.mode)
+    return ArbitrationResult(
+        tuple(selected), _passed_over(ordered, chooser.taken, slots, max_offers), chooser.mode
+    )
 
 
 class _Slots:
@@ -122,7 +126,9 @@ class _Slots:
 
     def why_not(self, c: Candidate) -> str | None:
         if self.max_per_group is not None and self.groups[c.offer.group] >= self.max_per_group:
-            return f"group '{c.offer.group}' already has {self.groups[c.offer.group]} offer(s) in this decision"
+            return (
+                f"group '{c.offer.group}' already has {self.groups[c.offer.group]} offer(s) in this decision"
+            )
         for h in self.headroom:
             if c.offer.id in h.offer_ids and self.used[h.policy_id] >= h.remaining:
                 return f"contact policy '{h.policy_id}' allows {max(h.remaining, 0)} more in this decision"

@@ -140,7 +140,9 @@ def _apply(
         elif Outcome.PRESENTED in policy.outcomes and policy.level is not Level.OFFER:
             start = window_start(policy.window, view.now, timezone)
             now_count = sum(1 for t in times if start <= t <= view.now)
-            headroom.append(Headroom(policy.id, frozenset(o.id for o in members), policy.threshold - now_count))
+            headroom.append(
+                Headroom(policy.id, frozenset(o.id for o in members), policy.threshold - now_count)
+            )
 
 
 def _scopes(level: Level, targets: list[Offer]) -> dict[str, list[Offer]]:
@@ -156,7 +158,9 @@ def _scope_key(level: Level, offer_id: str, group: str) -> str:
     return f"group:{group}" if level is Level.GROUP else "all"
 
 
-def _times_by_scope(policy: ContactPolicy, view: HistoryView, service_offers: frozenset[str]) -> dict[str, list[float]]:
+def _times_by_scope(
+    policy: ContactPolicy, view: HistoryView, service_offers: frozenset[str]
+) -> dict[str, list[float]]:
     """One pass over the history: matching event times per scope, oldest first."""
     counted = _counted_filter(policy, service_offers)
     out: dict[str, list[float]] = defaultdict(list)
@@ -214,8 +218,14 @@ def _suppress(
     suppressed: dict[str, Suppression],
 ) -> None:
     hit = Suppression(
-        policy.id, scope, count, policy.threshold, tuple(sorted(policy.outcomes)),
-        policy.window.describe(), until, policy.description,
+        policy.id,
+        scope,
+        count,
+        policy.threshold,
+        tuple(sorted(policy.outcomes)),
+        policy.window.describe(),
+        until,
+        policy.description,
     )
     for offer in _suppressed_offers(policy.suppress, members, targets):
         suppressed.setdefault(offer.id, hit)

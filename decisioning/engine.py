@@ -67,19 +67,39 @@ class Decision:
         ctx = self.context
         contacts = tuple(
             ContactRecord(
-                contact_id=self.decision_id, customer_id=self.customer_id, at=ctx.now, channel=ctx.channel,
-                direction=Direction.INBOUND, offer_id=p.offer.id, group=p.offer.group, outcome=Outcome.PRESENTED,
-                treatment=p.treatment.title, placement=ctx.placement, rank=p.rank, propensity=p.propensity,
-                value=p.value, priority=p.priority, selection_probability=p.selection_probability,
-                model_version=self.model_version, catalogue_version=self.catalogue_version,
+                contact_id=self.decision_id,
+                customer_id=self.customer_id,
+                at=ctx.now,
+                channel=ctx.channel,
+                direction=Direction.INBOUND,
+                offer_id=p.offer.id,
+                group=p.offer.group,
+                outcome=Outcome.PRESENTED,
+                treatment=p.treatment.title,
+                placement=ctx.placement,
+                rank=p.rank,
+                propensity=p.propensity,
+                value=p.value,
+                priority=p.priority,
+                selection_probability=p.selection_probability,
+                model_version=self.model_version,
+                catalogue_version=self.catalogue_version,
             )
             for p in self.offers
         )
         return DecisionRecord(
-            decision_id=self.decision_id, customer_id=self.customer_id, at=ctx.now, channel=ctx.channel,
-            placement=ctx.placement, intent=ctx.intent, control_group=self.control_group,
-            model_version=self.model_version, catalogue_version=self.catalogue_version, contacts=contacts,
-            context=dict(ctx.attributes), request_id=request_id,
+            decision_id=self.decision_id,
+            customer_id=self.customer_id,
+            at=ctx.now,
+            channel=ctx.channel,
+            placement=ctx.placement,
+            intent=ctx.intent,
+            control_group=self.control_group,
+            model_version=self.model_version,
+            catalogue_version=self.catalogue_version,
+            contacts=contacts,
+            context=dict(ctx.attributes),
+            request_id=request_id,
             candidates=tuple({"offer_id": o, "propensity": p, "priority": q} for o, p, q in self.scored),
         )
 
@@ -94,7 +114,8 @@ def decide(
 ) -> Decision:
     """Decide which offers to present to one customer now, and why.
 
-    >>> decision = decide(catalogue, DecisionRequest("d-1", customer, Context("web", now)), summary, scorer)  # doctest: +SKIP
+    >>> request = DecisionRequest("d-1", customer, Context("web", now))  # doctest: +SKIP
+    >>> decision = decide(catalogue, request, summary, scorer)  # doctest: +SKIP
     >>> [p.offer.id for p in decision.offers]  # doctest: +SKIP
     ['card_gold']
     """
@@ -105,15 +126,21 @@ def decide(
     candidates = run.score(alive, scorer)
     control = in_control_group(request.customer.customer_id, catalogue.settings, request.context.now)
     result = arbitrate(
-        candidates, request.max_offers, catalogue.settings, control=control,
-        headroom=run.policy.headroom, rng=_rng(request.decision_id),
+        candidates,
+        request.max_offers,
+        catalogue.settings,
+        control=control,
+        headroom=run.policy.headroom,
+        rng=_rng(request.decision_id),
     )
     return run.finish(candidates, result, control, scorer.version)
 
 
 def _rng(decision_id: str) -> np.random.Generator:
     # Seeded by the decision id: a logged decision can be replayed exactly.
-    return np.random.default_rng(int.from_bytes(hashlib.blake2b(decision_id.encode(), digest_size=8).digest()))
+    return np.random.default_rng(
+        int.from_bytes(hashlib.blake2b(decision_id.encode(), digest_size=8).digest())
+    )
 
 
 class _Run:
@@ -180,7 +207,11 @@ class _Run:
 
     def filter_policies(self, offers: list[Offer], exhausted: frozenset[str]) -> list[Offer]:
         self.policy = evaluate_policies(
-            self.catalogue.policies, offers, self.env, self.view, self.catalogue.settings.timezone,
+            self.catalogue.policies,
+            offers,
+            self.env,
+            self.view,
+            self.catalogue.settings.timezone,
             self.catalogue.service_offer_ids,
         )
         self.notes.extend(self.policy.errors)
@@ -190,8 +221,13 @@ class _Run:
             if hit is not None:
                 self._drop(offer, Stage.CONTACT_POLICY, hit.reason(), policy=hit)
             elif offer.id in exhausted:
-                self._drop(offer, Stage.BUDGET, f"volume budget of {offer.budget.limit} per "
-                           f"{offer.budget.period.value} is used up" if offer.budget else "budget used up")
+                self._drop(
+                    offer,
+                    Stage.BUDGET,
+                    f"volume budget of {offer.budget.limit} per {offer.budget.period.value} is used up"
+                    if offer.budget
+                    else "budget used up",
+                )
             else:
                 alive.append(offer)
         return alive
@@ -205,7 +241,10 @@ class _Run:
         recent = self._recent_unanswered()
         return [
             Candidate(
-                offer, float(p), self._value(offer), offer.lever,
+                offer,
+                float(p),
+                self._value(offer),
+                offer.lever,
                 float(weights.get(offer.group, weights.get("*", 1.0))),
                 boost=settings.consistency_boost if offer.id in recent and not _pin(settings) else 1.0,
                 pinned=offer.id in recent and _pin(settings),
@@ -230,26 +269,39 @@ class _Run:
             return 0.0
         return value
 
-    def finish(self, candidates: list[Candidate], result: ArbitrationResult, control: bool, model: str) -> Decision:
-        presented = tuple(_presented(s.candidate, s.rank, s.selection_probability, self.ctx.channel)
-                          for s in result.selected)
+    def finish(
+        self, candidates: list[Candidate], result: ArbitrationResult, control: bool, model: str
+    ) -> Decision:
+        presented = tuple(
+            _presented(s.candidate, s.rank, s.selection_probability, self.ctx.channel)
+            for s in result.selected
+        )
         return Decision(
-            decision_id=self.request.decision_id, customer_id=self.request.customer.customer_id,
-            context=self.ctx, offers=presented, control_group=control, mode=result.mode,
-            catalogue_version=self.catalogue.version, model_version=model,
+            decision_id=self.request.decision_id,
+            customer_id=self.request.customer.customer_id,
+            context=self.ctx,
+            offers=presented,
+            control_group=control,
+            mode=result.mode,
+            catalogue_version=self.catalogue.version,
+            model_version=model,
             suppressions=tuple(self.policy.suppressed.values()),
             explanations=self._explanations(candidates, result) if self.request.explain else (),
             scored=tuple((c.offer.id, c.propensity, c.priority) for c in candidates),
             notes=tuple(self.notes),
         )
 
-    def _explanations(self, candidates: list[Candidate], result: ArbitrationResult) -> tuple[CandidateExplanation, ...]:
+    def _explanations(
+        self, candidates: list[Candidate], result: ArbitrationResult
+    ) -> tuple[CandidateExplanation, ...]:
         chosen = {s.candidate.offer.id: s for s in result.selected}
         kept = [
             CandidateExplanation(
                 c.offer.id,
                 Stage.SELECTED if c.offer.id in chosen else Stage.ARBITRATION,
-                _selected_reason(chosen[c.offer.id]) if c.offer.id in chosen else result.passed_over[c.offer.id],
+                _selected_reason(chosen[c.offer.id])
+                if c.offer.id in chosen
+                else result.passed_over[c.offer.id],
                 scores=_scores(c),
             )
             for c in candidates
@@ -266,15 +318,27 @@ def _pin(settings: ArbitrationSettings) -> bool:
 
 def _presented(c: Candidate, rank: int, probability: float, channel: str) -> PresentedOffer:
     return PresentedOffer(
-        c.offer, c.offer.treatments[channel], rank, c.propensity, c.value, c.lever, c.context_weight,
-        c.boost, c.priority, probability,
+        c.offer,
+        c.offer.treatments[channel],
+        rank,
+        c.propensity,
+        c.value,
+        c.lever,
+        c.context_weight,
+        c.boost,
+        c.priority,
+        probability,
     )
 
 
 def _scores(c: Candidate) -> dict[str, float]:
     return {
-        "propensity": c.propensity, "value": c.value, "lever": c.lever,
-        "context_weight": c.context_weight, "boost": c.boost, "priority": c.priority,
+        "propensity": c.propensity,
+        "value": c.value,
+        "lever": c.lever,
+        "context_weight": c.context_weight,
+        "boost": c.boost,
+        "priority": c.priority,
     }
 
 

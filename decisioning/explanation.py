@@ -62,8 +62,13 @@ class CandidateExplanation:
         if self.policy is not None:
             p = self.policy
             out["policy"] = {
-                "id": p.policy_id, "scope": p.scope, "count": p.count, "threshold": p.threshold,
-                "outcomes": list(p.outcomes), "window": p.window, "until": p.until,
+                "id": p.policy_id,
+                "scope": p.scope,
+                "count": p.count,
+                "threshold": p.threshold,
+                "outcomes": list(p.outcomes),
+                "window": p.window,
+                "until": p.until,
             }
         if self.scores is not None:
             out["scores"] = dict(self.scores)

@@ -15,14 +15,36 @@ from app.main import create_app
 from app.settings import Settings
 
 ADULT = {
-    "age": 35, "income_monthly": 4200, "balance_current": 3100, "balance_savings": 12000, "tenure_months": 60,
-    "credit_score": 720, "card_spend_30d": 1500, "app_logins_30d": 20, "num_products": 2,
-    "has_credit_card": False, "has_gold_card": False, "has_mortgage": False, "has_personal_loan": False,
-    "has_overdraft": False, "has_savings_account": True, "has_investment_account": False,
-    "has_pension_plan": False, "has_home_insurance": False, "has_travel_insurance": False,
-    "has_life_insurance": False, "in_arrears": False, "in_collections": False, "marketing_consent": True,
-    "do_not_contact": False, "is_resident": True, "segment": "mass", "region": "capital", "homeowner": True,
-    "has_children": False, "digital_active": True,
+    "age": 35,
+    "income_monthly": 4200,
+    "balance_current": 3100,
+    "balance_savings": 12000,
+    "tenure_months": 60,
+    "credit_score": 720,
+    "card_spend_30d": 1500,
+    "app_logins_30d": 20,
+    "num_products": 2,
+    "has_credit_card": False,
+    "has_gold_card": False,
+    "has_mortgage": False,
+    "has_personal_loan": False,
+    "has_overdraft": False,
+    "has_savings_account": True,
+    "has_investment_account": False,
+    "has_pension_plan": False,
+    "has_home_insurance": False,
+    "has_travel_insurance": False,
+    "has_life_insurance": False,
+    "in_arrears": False,
+    "in_collections": False,
+    "marketing_consent": True,
+    "do_not_contact": False,
+    "is_resident": True,
+    "segment": "mass",
+    "region": "capital",
+    "homeowner": True,
+    "has_children": False,
+    "digital_active": True,
 }
 
 Started = tuple[FastAPI, httpx.AsyncClient]
@@ -31,8 +53,11 @@ Started = tuple[FastAPI, httpx.AsyncClient]
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(
-        environment="test", database_url=f"sqlite+aiosqlite:///{tmp_path / 'history.db'}", features_file=None,
-        model_dir=tmp_path / "models", max_body_bytes=64 * 1024,
+        environment="test",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'history.db'}",
+        features_file=None,
+        model_dir=tmp_path / "models",
+        max_body_bytes=64 * 1024,
     )
 
 

@@ -21,7 +21,9 @@ async def test_a_decision_for_a_known_customer_has_ranked_offers_with_treatments
     first = decision["offers"][0]
     assert first["treatment"]["channel"] == "web" and first["treatment"]["title"]
     assert 0 < first["propensity"] < 1 and 0 < first["selection_probability"] <= 1
-    assert first["priority"] >= decision["offers"][-1]["priority"]
+    # The demo explores (epsilon-greedy): a rank may be an exploration pick, logged with its probability.
+    greedy = [o for o in decision["offers"] if o["selection_probability"] > 0.5]
+    assert [o["priority"] for o in greedy] == sorted((o["priority"] for o in greedy), reverse=True)
     assert decision["catalogue_version"] and decision["model_version"]
 
 
@@ -40,8 +42,13 @@ async def test_every_decision_is_in_the_history_before_it_is_returned(client):
 async def test_declined_offer_is_not_presented_again_within_its_cool_off_across_channels(client):
     first = await decide(client)
     offer_id = first["offers"][0]["offer_id"]
-    answer = {"customer_id": "c-adult", "offer_id": offer_id, "channel": "call_centre", "outcome": "declined",
-              "decision_id": first["decision_id"]}
+    answer = {
+        "customer_id": "c-adult",
+        "offer_id": offer_id,
+        "channel": "call_centre",
+        "outcome": "declined",
+        "decision_id": first["decision_id"],
+    }
     assert (await client.post("/v1/responses", json=answer)).json()["recorded"] is True
     for channel in ("mobile", "call_centre", "web"):
         later = await decide(client, channel=channel, max_offers=5, explain=True)
@@ -60,8 +67,13 @@ async def test_response_without_decision_id_is_attributed_to_the_latest_contact(
 
 async def test_responses_are_idempotent(client):
     first = await decide(client)
-    answer = {"customer_id": "c-adult", "offer_id": first["offers"][0]["offer_id"], "channel": "web",
-              "outcome": "clicked", "decision_id": first["decision_id"]}
+    answer = {
+        "customer_id": "c-adult",
+        "offer_id": first["offers"][0]["offer_id"],
+        "channel": "web",
+        "outcome": "clicked",
+        "decision_id": first["decision_id"],
+    }
     one = (await client.post("/v1/responses", json=answer)).json()
     two = (await client.post("/v1/responses", json=answer)).json()
     assert one["recorded"] is True and two["recorded"] is False and one["response_id"] == two["response_id"]
@@ -82,7 +94,9 @@ async def test_frequency_cap_holds_across_channels(client):
 
 async def test_explanation_names_the_rule_that_dropped_an_offer(client):
     decision = await decide(client, explain=True)
-    dropped = [e for e in decision["explanation"] if e["stage"] in ("eligibility", "applicability", "suitability")]
+    dropped = [
+        e for e in decision["explanation"] if e["stage"] in ("eligibility", "applicability", "suitability")
+    ]
     assert dropped, "the demo customer should fail some rule"
     rule = dropped[0]["rule"]
     assert rule["name"] and rule["text"] and rule["owner"].split(":")[0] in ("group", "offer")
@@ -112,16 +126,20 @@ async def test_events_update_real_time_features_that_rules_read(client):
 
 
 async def test_outbound_contacts_share_the_history_and_its_caps(client):
-    sends = {"contacts": [
-        {"contact_id": f"mail-{i}", "customer_id": "c-adult", "offer_id": offer, "channel": "email"}
-        for i, offer in enumerate(["savings_high_yield", "card_cashback"])
-    ]}
+    sends = {
+        "contacts": [
+            {"contact_id": f"mail-{i}", "customer_id": "c-adult", "offer_id": offer, "channel": "email"}
+            for i, offer in enumerate(["savings_high_yield", "card_cashback"])
+        ]
+    }
     response = await client.post("/v1/contacts", json=sends)
     assert response.json() == {"received": 2, "recorded": 2}
     again = await client.post("/v1/contacts", json=sends)
     assert again.json() == {"received": 2, "recorded": 0}
     email = await decide(client, channel="email", max_offers=3, explain=True)
-    assert email["offers"] == []  # outbound_weekly_cap: 2 marketing sends a week
+    assert all(
+        o["group"] == "service" for o in email["offers"]
+    )  # outbound_weekly_cap: 2 marketing sends a week
     assert any(e.get("policy", {}).get("id") == "outbound_weekly_cap" for e in email["explanation"])
 
 

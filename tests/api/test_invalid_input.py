@@ -39,7 +39,9 @@ async def test_decision_input_errors_name_the_field(client, change, field):
 
 async def test_missing_field_and_broken_json(client):
     assert "body.channel" in fields(await client.post("/v1/decisions", json={"customer_id": "c"}))
-    broken = await client.post("/v1/decisions", content=b"{not json", headers={"content-type": "application/json"})
+    broken = await client.post(
+        "/v1/decisions", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert broken.status_code == 422
 
 
@@ -56,14 +58,23 @@ async def test_bad_responses_events_and_contacts(client):
     assert "body.offer_id" in fields(await client.post("/v1/responses", json=unknown_offer))
     unknown_event = {"customer_id": "c", "type": "teleported"}
     assert "body.type" in fields(await client.post("/v1/events", json=unknown_event))
-    rows = {"contacts": [{"contact_id": "m1", "customer_id": "c", "offer_id": "card_gold", "channel": "email"},
-                         {"contact_id": "m2", "customer_id": "c", "offer_id": "nope", "channel": "email"}]}
+    rows = {
+        "contacts": [
+            {"contact_id": "m1", "customer_id": "c", "offer_id": "card_gold", "channel": "email"},
+            {"contact_id": "m2", "customer_id": "c", "offer_id": "nope", "channel": "email"},
+        ]
+    }
     assert "body.contacts.1.offer_id" in fields(await client.post("/v1/contacts", json=rows))
 
 
 async def test_response_to_an_unknown_decision_is_404(client):
-    answer = {"customer_id": "c-adult", "offer_id": "card_gold", "channel": "web", "outcome": "clicked",
-              "decision_id": "d-does-not-exist"}
+    answer = {
+        "customer_id": "c-adult",
+        "offer_id": "card_gold",
+        "channel": "web",
+        "outcome": "clicked",
+        "decision_id": "d-does-not-exist",
+    }
     response = await client.post("/v1/responses", json=answer)
     assert response.status_code == 404 and response.json()["error"] == "not_found"
 

@@ -57,10 +57,20 @@ def offer(
 ) -> Offer:
     treatments = {c: Treatment(c, f"{offer_id} on {c}") for c in channels}
     return Offer(
-        id=offer_id, name=offer_id.replace("_", " ").title(), group=group, product=offer_id,
-        treatments=treatments, rules=tuple(rules), value=compile_rule(str(value), kind="number"),
-        lever=lever, prior=prior, marketing=marketing, budget=budget,
-        response_window_days=response_window_days, start=start, end=end,
+        id=offer_id,
+        name=offer_id.replace("_", " ").title(),
+        group=group,
+        product=offer_id,
+        treatments=treatments,
+        rules=tuple(rules),
+        value=compile_rule(str(value), kind="number"),
+        lever=lever,
+        prior=prior,
+        marketing=marketing,
+        budget=budget,
+        response_window_days=response_window_days,
+        start=start,
+        end=end,
     )
 
 
@@ -85,11 +95,17 @@ def policy(
     else:
         window = Window(WindowKind.ROLLING, seconds=(days or 0) * DAY + (hours or 0) * 3600)
     return ContactPolicy(
-        id=policy_id, outcomes=frozenset(Outcome(o) for o in outcomes), level=level, window=window,
-        threshold=threshold, suppress=suppress or level, suppress_days=suppress_days,
+        id=policy_id,
+        outcomes=frozenset(Outcome(o) for o in outcomes),
+        level=level,
+        window=window,
+        threshold=threshold,
+        suppress=suppress or level,
+        suppress_days=suppress_days,
         channels=None if channels is None else frozenset(channels),
         segment=None if segment is None else compile_rule(segment),
-        offers=frozenset(offers), groups=frozenset(groups),
+        offers=frozenset(offers),
+        groups=frozenset(groups),
     )
 
 
@@ -101,7 +117,11 @@ def catalogue(
 ) -> Catalogue:
     groups = groups or {o.group: OfferGroup(o.group, o.group.title()) for o in offers}
     return Catalogue(
-        version="test", channels=CHANNELS, groups=groups, offers=tuple(offers), policies=tuple(policies),
+        version="test",
+        channels=CHANNELS,
+        groups=groups,
+        offers=tuple(offers),
+        policies=tuple(policies),
         settings=settings or ArbitrationSettings(consistency_boost=1.0),
     )
 

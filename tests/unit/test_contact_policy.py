@@ -16,10 +16,16 @@ APP = offer("app_activation", "service", marketing=False)
 OFFERS = [GOLD, CASHBACK, LOAN, APP]
 
 
-def suppressed(policies, events, *, channel="web", now=NOW, offers=OFFERS, features=None, tz="UTC", windows=None):
-    view = HistoryView(HistorySummary(tuple(sorted(events, key=lambda e: e.at))), now, windows or (lambda _: None))
+def suppressed(
+    policies, events, *, channel="web", now=NOW, offers=OFFERS, features=None, tz="UTC", windows=None
+):
+    view = HistoryView(
+        HistorySummary(tuple(sorted(events, key=lambda e: e.at))), now, windows or (lambda _: None)
+    )
     env = RuleEnv(features or {}, context(channel, now), view)
-    return evaluate_policies(policies, offers, env, view, tz, frozenset(o.id for o in offers if not o.marketing))
+    return evaluate_policies(
+        policies, offers, env, view, tz, frozenset(o.id for o in offers if not o.marketing)
+    )
 
 
 CAP = policy("offer_cap", ["presented"], days=7, threshold=3)
@@ -42,15 +48,22 @@ def test_rolling_window_boundary_is_inclusive():
 
 
 def test_cap_counts_presentations_across_channels():
-    events = [event(1, "card_gold", channel="web"), event(2, "card_gold", channel="mobile"),
-              event(3, "card_gold", channel="email", outcome="sent")]
+    events = [
+        event(1, "card_gold", channel="web"),
+        event(2, "card_gold", channel="mobile"),
+        event(3, "card_gold", channel="email", outcome="sent"),
+    ]
     cap = policy("cap_any", ["presented", "sent"], days=7, threshold=3)
     assert "card_gold" in suppressed([cap], events, channel="call_centre").suppressed
 
 
 def test_not_displayed_releases_the_presentation():
-    events = [event(1, "card_gold", decision_id="d1"), event(2, "card_gold", decision_id="d2"),
-              event(3, "card_gold", decision_id="d3"), event(0.9, "card_gold", "not_displayed", decision_id="d1")]
+    events = [
+        event(1, "card_gold", decision_id="d1"),
+        event(2, "card_gold", decision_id="d2"),
+        event(3, "card_gold", decision_id="d3"),
+        event(0.9, "card_gold", "not_displayed", decision_id="d1"),
+    ]
     assert "card_gold" not in suppressed([CAP], events).suppressed
 
 
@@ -82,8 +95,15 @@ def test_suppression_for_days_starts_when_the_threshold_is_reached():
 
 
 def test_offer_count_can_suppress_its_whole_group():
-    rule = policy("declined_any_card", ["declined"], Level.OFFER, days=30, threshold=1, suppress=Level.GROUP,
-                  suppress_days=14)
+    rule = policy(
+        "declined_any_card",
+        ["declined"],
+        Level.OFFER,
+        days=30,
+        threshold=1,
+        suppress=Level.GROUP,
+        suppress_days=14,
+    )
     out = suppressed([rule], [event(3, "card_gold", "declined")]).suppressed
     assert set(out) == {"card_gold", "card_cashback"}
 
@@ -92,16 +112,20 @@ FATIGUE = policy("outbound_fatigue", ["sent"], Level.ALL, days=7, threshold=2, c
 
 
 def test_global_fatigue_counts_outbound_marketing_in_its_channels_only():
-    sends = [event(1, "card_gold", "sent", channel="email"), event(2, "loan_personal", "sent", group="loans",
-                                                                   channel="sms")]
+    sends = [
+        event(1, "card_gold", "sent", channel="email"),
+        event(2, "loan_personal", "sent", group="loans", channel="sms"),
+    ]
     out = suppressed([FATIGUE], sends, channel="email").suppressed
     assert set(out) == {"card_gold", "card_cashback", "loan_personal"}  # the service offer is exempt
     assert suppressed([FATIGUE], sends, channel="web").suppressed == {}  # inbound is outside its scope
 
 
 def test_global_fatigue_ignores_service_contacts():
-    sends = [event(1, "app_activation", "sent", group="service", channel="email"),
-             event(2, "card_gold", "sent", channel="email")]
+    sends = [
+        event(1, "app_activation", "sent", group="service", channel="email"),
+        event(2, "card_gold", "sent", channel="email"),
+    ]
     assert suppressed([FATIGUE], sends, channel="email").suppressed == {}
 
 
@@ -110,7 +134,9 @@ def test_calendar_day_starts_at_local_midnight():
     daily = policy("daily_cap", ["presented"], Level.ALL, calendar=CalendarUnit.DAY, threshold=2)
     now = at("2026-11-23 09:00", tz)
     before_midnight = ContactEvent(at("2026-11-22 23:59", tz), "card_gold", "cards", "web", Outcome.PRESENTED)
-    after_midnight = ContactEvent(at("2026-11-23 00:00", tz), "loan_personal", "loans", "web", Outcome.PRESENTED)
+    after_midnight = ContactEvent(
+        at("2026-11-23 00:00", tz), "loan_personal", "loans", "web", Outcome.PRESENTED
+    )
     early = ContactEvent(at("2026-11-23 08:00", tz), "card_cashback", "cards", "web", Outcome.PRESENTED)
     assert suppressed([daily], [before_midnight, after_midnight], now=now, tz=tz).suppressed == {}
     out = suppressed([daily], [before_midnight, after_midnight, early], now=now, tz=tz).suppressed
@@ -126,7 +152,9 @@ def test_calendar_windows_across_daylight_saving_and_weeks():
     assert window_start(day, at("2026-03-29 12:00", tz), tz) == at("2026-03-29 00:00", tz)
     assert window_start(day, at("2026-03-30 00:30", tz), tz) - at("2026-03-29 00:00", tz) == 23 * HOUR + 0
     week = Window(WindowKind.CALENDAR, unit=CalendarUnit.WEEK)
-    assert window_start(week, at("2026-11-29 23:00", tz), tz) == at("2026-11-23 00:00", tz)  # Sunday -> Monday
+    assert window_start(week, at("2026-11-29 23:00", tz), tz) == at(
+        "2026-11-23 00:00", tz
+    )  # Sunday -> Monday
     month = Window(WindowKind.CALENDAR, unit=CalendarUnit.MONTH)
     assert window_start(month, at("2026-11-01 00:00", tz), tz) == at("2026-11-01 00:00", tz)
 
@@ -164,5 +192,7 @@ def test_group_cap_gives_this_decision_its_headroom():
 
 
 def test_first_policy_to_suppress_is_the_one_explained():
-    out = suppressed([DECLINE, CAP], [event(1, "card_gold", "declined"), *[event(d, "card_gold") for d in (1, 2, 3)]])
+    out = suppressed(
+        [DECLINE, CAP], [event(1, "card_gold", "declined"), *[event(d, "card_gold") for d in (1, 2, 3)]]
+    )
     assert out.suppressed["card_gold"].policy_id == "decline_cooloff"

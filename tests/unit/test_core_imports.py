@@ -6,7 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-FORBIDDEN = ("fastapi", "starlette", "sqlalchemy", "redis", "asyncpg", "aiosqlite", "pydantic_settings", "app")
+FORBIDDEN = (
+    "fastapi",
+    "starlette",
+    "sqlalchemy",
+    "redis",
+    "asyncpg",
+    "aiosqlite",
+    "pydantic_settings",
+    "app",
+)
 
 
 def test_decisioning_imports_no_io_library():

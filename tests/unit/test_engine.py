@@ -15,12 +15,23 @@ NOT_IN_ARREARS = rule("not_in_arrears", "not in_arrears", RuleClass.SUITABILITY,
 NO_COMPLAINT = rule("no_sales_in_complaint", "intent != 'complaint'", RuleClass.SUITABILITY, "group:cards")
 
 
-def run(cat, features=None, *, summary=HistorySummary(), channel="web", n=1, explain=True, scorer=None,
-        exhausted=frozenset(), cust=None, **ctx):
+def run(
+    cat,
+    features=None,
+    *,
+    summary=None,
+    channel="web",
+    n=1,
+    explain=True,
+    scorer=None,
+    exhausted=frozenset(),
+    cust=None,
+    **ctx,
+):
     request = DecisionRequest(
         "d-test", cust or customer("c-1", **(features or {})), context(channel, **ctx), n, explain
     )
-    return decide(cat, request, summary, scorer or FixedScorer(), exhausted_budgets=exhausted)
+    return decide(cat, request, summary or HistorySummary(), scorer or FixedScorer(), exhausted_budgets=exhausted)
 
 
 def explained(decision) -> dict:
@@ -42,7 +53,9 @@ def test_rules_of_three_classes_drop_offers_and_name_class_rule_and_values():
     gold = offer("card_gold", rules=[ADULT, NO_CARD, NOT_IN_ARREARS])
     cat = catalogue([gold])
     young = explained(run(cat, {"age": 17, "has_credit_card": False, "in_arrears": False}))["card_gold"]
-    assert young.stage is Stage.ELIGIBILITY and young.rule.name == "adult" and young.rule.owner == "group:cards"
+    assert (
+        young.stage is Stage.ELIGIBILITY and young.rule.name == "adult" and young.rule.owner == "group:cards"
+    )
     assert young.rule.values == {"age": 17}
     holder = explained(run(cat, {"age": 30, "has_credit_card": True, "in_arrears": False}))["card_gold"]
     assert holder.stage is Stage.APPLICABILITY and "not has_credit_card" in holder.reason
@@ -64,8 +77,13 @@ def test_context_rule_keeps_sales_out_of_a_complaint_call():
 
 
 def test_inactive_and_channel_stages():
-    cat = catalogue([offer("old", end=NOW - DAY), offer("future", start=NOW + DAY),
-                     offer("branch_only", channels=["branch"])])
+    cat = catalogue(
+        [
+            offer("old", end=NOW - DAY),
+            offer("future", start=NOW + DAY),
+            offer("branch_only", channels=["branch"]),
+        ]
+    )
     why = explained(run(cat))
     assert why["old"].stage is why["future"].stage is Stage.INACTIVE
     assert why["branch_only"].stage is Stage.CHANNEL and "'web'" in why["branch_only"].reason
@@ -119,7 +137,9 @@ def test_call_centre_sees_what_the_web_showed_yesterday():
     scorer = FixedScorer({"card_gold": 0.5, "loan": 0.1})
     decision = run(cat, summary=shown, channel="call_centre", scorer=scorer)
     assert decision.offers[0].offer.id == "loan"
-    answered = HistorySummary((*shown.events, event(0.5, "loan", "declined", group="loans", decision_id="d-web")))
+    answered = HistorySummary(
+        (*shown.events, event(0.5, "loan", "declined", group="loans", decision_id="d-web"))
+    )
     assert run(cat, summary=answered, channel="call_centre", scorer=scorer).offers[0].offer.id == "card_gold"
 
 
@@ -136,8 +156,12 @@ def test_decision_record_carries_everything_the_history_needs():
     record = decision.to_record(request_id="r-1")
     assert [c.offer_id for c in record.contacts] == ["card_gold", "loan"]
     first = record.contacts[0]
-    assert (first.contact_id, first.outcome, first.placement, first.rank) == ("d-test", Outcome.PRESENTED,
-                                                                             "home_hero", 1)
+    assert (first.contact_id, first.outcome, first.placement, first.rank) == (
+        "d-test",
+        Outcome.PRESENTED,
+        "home_hero",
+        1,
+    )
     assert first.selection_probability == 1.0 and first.model_version == "fixed-1"
     assert record.catalogue_version == "test" and len(record.candidates) == 2
 
@@ -157,10 +181,16 @@ REMIND = rule(
     "count(offer='card_gold', outcome=['clicked', 'accepted', 'declined']) == 0",
     RuleClass.APPLICABILITY,
 )
-THANKS = rule("accepted_mortgage_recently", "days_since(offer='mortgage', outcome='accepted') < 30",
-              RuleClass.APPLICABILITY)
-AFTER_A = rule("after_cashback_accepted", "count(offer='card_cashback', outcome='accepted') >= 1",
-               RuleClass.APPLICABILITY)
+THANKS = rule(
+    "accepted_mortgage_recently",
+    "days_since(offer='mortgage', outcome='accepted') < 30",
+    RuleClass.APPLICABILITY,
+)
+AFTER_A = rule(
+    "after_cashback_accepted",
+    "count(offer='card_cashback', outcome='accepted') >= 1",
+    RuleClass.APPLICABILITY,
+)
 
 
 def offered(cat, summary) -> bool:

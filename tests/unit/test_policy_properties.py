@@ -49,10 +49,14 @@ def test_combined_policies_are_never_exceeded(sequence):
         now += gap
         request = DecisionRequest(f"d{i}", customer(), context(channel, now), n)
         decision = decide(CAT, request, summary, SCORER)
-        new = [ContactEvent(now, p.offer.id, p.offer.group, channel, Outcome.PRESENTED, f"d{i}")
-               for p in decision.offers]
+        new = [
+            ContactEvent(now, p.offer.id, p.offer.group, channel, Outcome.PRESENTED, f"d{i}")
+            for p in decision.offers
+        ]
         if declines and new:
-            new.append(ContactEvent(now + 1, new[0].offer_id, new[0].group, channel, Outcome.DECLINED, f"d{i}"))
+            new.append(
+                ContactEvent(now + 1, new[0].offer_id, new[0].group, channel, Outcome.DECLINED, f"d{i}")
+            )
             now += 1
         summary = summary.with_events(new)
     _check(summary.events)
