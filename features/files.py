@@ -47,11 +47,20 @@ def iter_feature_batches(
         yield validate_columns(specs, columns, report, ID_COLUMN)
 
 
-def _column_batches(path: Path, batch_size: int) -> Iterator[dict[str, list[Any]]]:
+def _column_batches(path: Path, batch_size: int) -> Iterator[dict[str, Sequence[Any]]]:
     batches = _parquet_batches(path, batch_size) if _is_parquet(path) else _csv_batches(path, batch_size)
     for batch in batches:
         for start in range(0, batch.num_rows, batch_size):
-            yield batch.slice(start, batch_size).to_pydict()
+            part = batch.slice(start, batch_size)
+            columns = zip(part.schema.names, part.columns, strict=True)
+            yield {name: column.to_pylist() if name == ID_COLUMN else _values(column) for name, column in columns}
+
+
+def _values(column: pa.Array) -> Sequence[Any]:
+    # Number columns go to numpy (missing as NaN): the validator checks those a whole column at a time.
+    if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
+        return column.to_numpy(zero_copy_only=False)
+    return column.to_pylist()
 
 
 def _is_parquet(path: Path) -> bool:

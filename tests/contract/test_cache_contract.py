@@ -299,3 +299,22 @@ async def test_bulk_load_refuses_a_file_without_customer_ids(
     with pytest.raises(ValueError, match="customer_id"):
         await load_features(path, cache_store, SPECS)
     assert await cache_store.count() == 0
+
+
+async def test_bulk_load_of_typed_parquet_columns(cache_store: CustomerCache, tmp_path: Path) -> None:
+    table = pa.table(
+        {
+            "customer_id": pa.array(["a", "b", "c", None]),
+            "age": pa.array([30, None, 300, 50], pa.int64()),
+            "income_monthly": pa.array([1500.5, float("nan"), -1.0, 0.0]),
+            "has_mortgage": pa.array([True, None, False, True]),
+        }
+    )
+    pq.write_table(table, tmp_path / "typed.parquet")
+    report = await load_features(tmp_path / "typed.parquet", cache_store, SPECS, at=NOW)
+    assert (report.rows, report.loaded, report.rows_rejected) == (4, 3, 1)
+    assert report.rejected == {"age": 1, "income_monthly": 1}
+    a, b, c = [(await cache_store.load(cid)).features for cid in "abc"]
+    assert (a["age"], a["income_monthly"], a["has_mortgage"]) == (30.0, 1500.5, True)
+    assert (b["age"], b["income_monthly"], b["has_mortgage"]) == (None, None, None)
+    assert (c["age"], c["income_monthly"], c["has_mortgage"]) == (None, None, False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -84,9 +85,7 @@ class EventFeatureSpec(FeatureSpec):
 
 def test_missing_batch_features_are_defaulted_but_missing_event_features_are_normal() -> None:
     specs = (*SPECS, EventFeatureSpec("card_declined_count", FeatureType.NUMBER, 0, minimum=0))
-    result = validate_features(
-        specs, "c1", snapshot({"age": 30, "segment": "", "balance": float("nan")}), NOW
-    )
+    result = validate_features(specs, "c1", snapshot({"age": 30, "segment": "", "balance": float("nan")}), NOW)
     assert result.values["has_mortgage"] is False
     assert result.values["card_declined_count"] == 0
     assert set(result.defaulted) == {"balance", "has_mortgage", "segment", "churn_signal_at"}
@@ -117,9 +116,7 @@ def test_stale_uses_the_feature_time_else_the_batch_time() -> None:
     stored = {"age": 41, "balance": 10, "has_mortgage": True, "segment": "mass"}
     batch_5_days_ago = validate_features(SPECS, "c1", snapshot(stored, {"*": NOW - 5 * DAY}), NOW)
     assert batch_5_days_ago.stale == ("balance",)
-    own_time = validate_features(
-        SPECS, "c1", snapshot(stored, {"*": NOW - 8 * DAY, "balance": NOW - DAY}), NOW
-    )
+    own_time = validate_features(SPECS, "c1", snapshot(stored, {"*": NOW - 8 * DAY, "balance": NOW - DAY}), NOW)
     assert own_time.stale == ("has_mortgage",)
 
 
@@ -211,6 +208,30 @@ def test_batch_reports_accumulate_and_keep_a_few_samples() -> None:
     summary = report.summary()
     assert summary["rejected"] == {"age": 9}
     assert summary["samples"]["age"][0] == "'-1'"
+
+
+@given(
+    st.lists(
+        st.one_of(st.floats(), st.integers(-(10**6), 10**6), st.sampled_from([16.0, 110.0, 15.999, 110.001])),
+        max_size=40,
+    )
+)
+def test_a_numeric_array_column_is_cleaned_as_the_same_values_one_by_one(values: list[float]) -> None:
+    one_by_one, at_once = LoadReport(), LoadReport()
+    ids = [f"c{i}" for i in range(len(values))]
+    expected = validate_columns(SPECS[:1], {"customer_id": ids, "age": values}, one_by_one)
+    array = np.array(values, dtype=np.float64)
+    assert validate_columns(SPECS[:1], {"customer_id": ids, "age": array}, at_once) == expected
+    assert (at_once.rejected, at_once.defaulted) == (one_by_one.rejected, one_by_one.defaulted)
+
+
+def test_a_numeric_array_column_reports_samples_and_rejects_infinity() -> None:
+    report = LoadReport()
+    ages = np.array([41, 200, np.nan, np.inf, 16], dtype=np.float64)
+    rows = validate_columns(SPECS[:1], {"customer_id": list("abcde"), "age": ages}, report)
+    assert [values["age"] for _, values in rows] == [41.0, None, None, None, 16.0]
+    assert report.rejected["age"] == 2 and report.defaulted["age"] == 3
+    assert report.samples["age"] == [200.0, np.inf]
 
 
 def test_rejected_values_loaded_then_read_are_still_reported_as_defaulted() -> None:
