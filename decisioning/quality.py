@@ -320,7 +320,7 @@ def _clean_columns(
         name = c.name
         if name in columns:
             cleaned[name] = _clean_column(c, columns[name], report)
-        else:
+        elif c.report_missing:  # an event feature is not expected in a batch file: left out, not missing
             report.missing_columns.add(name)
             report.defaulted[name] += size
             cleaned[name] = [None] * size

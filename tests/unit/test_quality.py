@@ -197,6 +197,14 @@ def test_batch_validation_cleans_columns_and_reports() -> None:
     assert report.unknown_columns == {"favourite_colour"}
 
 
+def test_a_batch_file_without_event_feature_columns_does_not_report_them() -> None:
+    report = LoadReport()
+    specs = (*SPECS[:1], EventFeatureSpec("card_declined_count", FeatureType.NUMBER, 0, minimum=0))
+    rows = validate_columns(specs, {"customer_id": ["c1"], "age": [30]}, report)
+    assert rows == [("c1", {"age": 30.0})]
+    assert report.missing_columns == set() and not report.defaulted
+
+
 def test_batch_reports_accumulate_and_keep_a_few_samples() -> None:
     report = LoadReport()
     for batch in range(3):
