@@ -57,6 +57,9 @@ for i = 3, #ARGV, 3 do
   local op, field = ARGV[i], 'e:' .. ARGV[i + 1]
   local value = ARGV[i + 2]
   if op == 'incr' then
+    local current = redis.call('HGET', key, field)
+    -- a value that is not a number (cleared with null, or set to text) counts as 0, as in process
+    if current and tonumber(current) == nil then redis.call('HSET', key, field, '0') end
     redis.call('HINCRBYFLOAT', key, field, value)
   elseif op == 'set' then
     redis.call('HSET', key, field, value)

@@ -1,8 +1,9 @@
 """The meaning of a real-time feature update, shared by the in-process cache and checked before Redis.
 
-"incr" adds a number (a missing value counts as 0), "set" stores any value, "max" keeps the larger number
-(a missing value loses). The Redis adapter implements the same three in Lua; the contract tests hold the
-two to the same results.
+"incr" adds a number (a missing or non-numeric value counts as 0), "set" stores any value, "max" keeps the
+larger number (a missing or non-numeric value loses). Every update also stamps the feature's time, even a
+"max" that kept the current value: the event was seen. The Redis adapter implements the same three in
+Lua; the contract tests hold the two to the same results.
 """
 
 from __future__ import annotations
@@ -35,15 +36,16 @@ def check_updates(updates: Sequence[FeatureUpdate]) -> None:
 
 
 def apply_update(current: FeatureValue, update: FeatureUpdate) -> FeatureValue:
-    """The feature's value after `update`.
+    """The feature's value after `update`; a current value that is not a number counts as missing.
 
     >>> apply_update(None, FeatureUpdate("n", "incr", 1)), apply_update(5, FeatureUpdate("t", "max", 3))
     (1, 5)
     """
     if update.op == "set":
         return update.value
+    number = current if isinstance(current, int | float) and not isinstance(current, bool) else None
     if update.op == "incr":
-        return (current or 0) + update.value  # type: ignore[operator]
+        return (number or 0) + update.value  # type: ignore[operator]
     if update.op == "max":
-        return update.value if current is None or update.value > current else current  # type: ignore[operator]
+        return update.value if number is None or update.value > number else number  # type: ignore[operator]
     raise ValueError(f"unknown feature update op {update.op!r} for {update.feature}")

@@ -161,6 +161,14 @@ async def test_set_can_clear_a_value(cache_store: CustomerCache) -> None:
     assert (await cache_store.load("c1")).features["salary_last_amount"] is None
 
 
+async def test_incr_and_max_over_a_cleared_or_text_value_start_afresh(cache_store: CustomerCache) -> None:
+    cleared = [FeatureUpdate("n", "set", None), FeatureUpdate("t", "set", "soon")]
+    await cache_store.apply_updates("c1", cleared, at=NOW)
+    await cache_store.apply_updates("c1", [FeatureUpdate("n", "incr", 2), FeatureUpdate("t", "max", 7)], at=NOW)
+    features = (await cache_store.load("c1")).features
+    assert (features["n"], features["t"]) == (2, 7)
+
+
 async def test_an_event_makes_a_new_customer_known_with_event_features(cache_store: CustomerCache) -> None:
     await cache_store.apply_updates("new", [FeatureUpdate("app_login_last_at", "max", NOW)], at=NOW)
     snapshot = await cache_store.load("new")
