@@ -66,15 +66,12 @@ def synthetic_training_set(
     who, what, where = (rng.integers(n, size=rows) for n in (len(customers), len(offers), len(CHANNELS)))
     when = NOW - rng.uniform(0, 30, rows) * DAY
     sample = [
-        (customers[c], offers[o], CHANNELS[ch], float(at))
-        for c, o, ch, at in zip(who, what, where, when, strict=True)
+        (customers[c], offers[o], CHANNELS[ch], float(at)) for c, o, ch, at in zip(who, what, where, when, strict=True)
     ]
     labels = [rng.random() < truth.probability(v, o, ch, None, at) for v, o, ch, at in sample]
     encoded = encoder.encode_many([EncodingRow(v, o.id, o.group, ch, None, at) for v, o, ch, at in sample])
     ats = np.array([s[3] for s in sample])
-    return TrainingSet(
-        encoder, encoded, np.array(labels, float), ats, np.array([s[1].id for s in sample], object)
-    )
+    return TrainingSet(encoder, encoded, np.array(labels, float), ats, np.array([s[1].id for s in sample], object))
 
 
 def time_score(

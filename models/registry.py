@@ -57,9 +57,7 @@ class ModelRegistry:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
 
-    def register(
-        self, model_text: str, metadata: ModelMetadata, *, now: float | None = None
-    ) -> ModelMetadata:
+    def register(self, model_text: str, metadata: ModelMetadata, *, now: float | None = None) -> ModelMetadata:
         """Store a model version and return its metadata with the assigned version.
 
         The first version of a model becomes its champion; later ones wait for `promote`.

@@ -151,9 +151,7 @@ def _products(rng: np.random.Generator, c: Columns) -> Columns:
 
 def _standing(rng: np.random.Generator, income: np.ndarray, n: int) -> Columns:
     arrears = rng.random(n) < np.where(income < 1500, 0.1, 0.03)
-    score = np.where(
-        arrears, rng.normal(520, 45, n), rng.normal(660, 55, n) + np.minimum(income, 10_000) / 200
-    )
+    score = np.where(arrears, rng.normal(520, 45, n), rng.normal(660, 55, n) + np.minimum(income, 10_000) / 200)
     return {
         "in_arrears": arrears,
         "in_collections": arrears & (rng.random(n) < 0.3),

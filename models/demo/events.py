@@ -83,9 +83,7 @@ def _initial_state(final: dict[str, FeatureValue], updates: list[Update]) -> dic
     return state
 
 
-def timeline(
-    final: Mapping[str, FeatureValue], start: float, end: float, rng: np.random.Generator
-) -> list[Update]:
+def timeline(final: Mapping[str, FeatureValue], start: float, end: float, rng: np.random.Generator) -> list[Update]:
     """Events (time, features after it) leading to the `final` event features at `end`."""
     updates = _counted(final, "card_declined_count", "card_declined_last_at", 30, rng)
     updates += _counted(final, "mortgage_calc_visits", "mortgage_calc_last_at", 21, rng)
@@ -116,8 +114,7 @@ def _churn(final: Mapping[str, FeatureValue], rng: np.random.Generator) -> list[
     if k > 0 and signal is not None and signal != withdrawal:
         times = sorted([float(signal), *(float(signal) - rng.uniform(0, 30, k - 1) * DAY)])
         updates += [
-            (t, {"transfer_out_competitor_count": float(i + 1), "churn_signal_at": t})
-            for i, t in enumerate(times)
+            (t, {"transfer_out_competitor_count": float(i + 1), "churn_signal_at": t}) for i, t in enumerate(times)
         ]
     return updates
 
@@ -130,9 +127,7 @@ def _periodic(final: Mapping[str, FeatureValue], last_at: str, period: float, st
     return [(float(t), {last_at: float(t)}) for t in times]
 
 
-def _payments(
-    final: Mapping[str, FeatureValue], start: float, end: float, rng: np.random.Generator
-) -> list[Update]:
+def _payments(final: Mapping[str, FeatureValue], start: float, end: float, rng: np.random.Generator) -> list[Update]:
     k = int(final.get("app_pos_payments") or 0)
     if k <= 0:
         return []

@@ -103,9 +103,7 @@ def simulate_history(
     sim = _Simulator(rng, catalogue, snapshots, truth or GroundTruth(seed), eligible, now, seed)
     for contact in contacts:
         sim.run(contact, customers[contact.customer][0])
-    return SimulatedHistory(
-        start, now, tuple(sim.decisions), tuple(sim.sends), tuple(sim.responses), snapshots
-    )
+    return SimulatedHistory(start, now, tuple(sim.decisions), tuple(sim.sends), tuple(sim.responses), snapshots)
 
 
 def _inbound(
@@ -140,9 +138,7 @@ def _campaigns(
     now: float,
 ) -> list[_Contact]:
     """Outbound sends: every N days, a random share of the customers who may be contacted."""
-    reachable = np.array(
-        [bool(v.get("marketing_consent")) and not v.get("do_not_contact") for _, v in customers]
-    )
+    reachable = np.array([bool(v.get("marketing_consent")) and not v.get("do_not_contact") for _, v in customers])
     out: list[_Contact] = []
     for channel, (every, share) in CAMPAIGNS.items():
         if channel not in channels:
@@ -255,9 +251,7 @@ def _intent(rng: np.random.Generator, channel: str, values: Features, at: float)
     return "complaint" if u < 0.12 else "wants_to_close" if u < 0.16 else None
 
 
-def _respond(
-    rng: np.random.Generator, c: ContactRecord, p: float, window: float, now: float
-) -> list[ResponseRecord]:
+def _respond(rng: np.random.Generator, c: ContactRecord, p: float, window: float, now: float) -> list[ResponseRecord]:
     """The customer's responses to one contact, as the channels report them."""
     u, digital = rng.random(3), c.channel in DIGITAL
     delay = min(float(rng.exponential(0.5 * DAY)) if digital else float(u[2]) * 600, 0.9 * window)

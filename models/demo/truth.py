@@ -79,9 +79,7 @@ def _savings(v: Features, now: float) -> float:
 
 def _investments(v: Features, now: float) -> float:
     rich = 0.8 * (v.get("segment") in ("affluent", "private"))
-    return (
-        0.6 * math.log1p(_num(v, "balance_savings") / 20_000) + rich + 0.2 * (_num(v, "age", 40) > 40) - 0.6
-    )
+    return 0.6 * math.log1p(_num(v, "balance_savings") / 20_000) + rich + 0.2 * (_num(v, "age", 40) > 40) - 0.6
 
 
 def _insurance(v: Features, now: float) -> float:
