@@ -160,9 +160,7 @@ def test_the_ground_truth_follows_the_documented_drivers():
     )
     young = {"age": 35, "income_monthly": 4000, "mortgage_calc_visits": 3, "mortgage_calc_last_at": NOW - DAY}
     old = {"age": 70, "income_monthly": 4000}
-    assert truth.probability(young, mortgage, "web", None, NOW) > 5 * truth.probability(
-        old, mortgage, "web", None, NOW
-    )
+    assert truth.probability(young, mortgage, "web", None, NOW) > 5 * truth.probability(old, mortgage, "web", None, NOW)
     assert (
         truth.probability({**young, "has_m": True}, mortgage, "web", None, NOW)
         < truth.probability(young, mortgage, "web", None, NOW) / 5
@@ -171,9 +169,7 @@ def test_the_ground_truth_follows_the_documented_drivers():
     assert truth.probability(churned, retention, "web", None, NOW) > 3 * truth.probability(
         {}, retention, "web", None, NOW
     )
-    assert truth.probability({}, mortgage, "web", "complaint", NOW) < truth.probability(
-        {}, mortgage, "web", None, NOW
-    )
+    assert truth.probability({}, mortgage, "web", "complaint", NOW) < truth.probability({}, mortgage, "web", None, NOW)
 
 
 def test_the_demo_model_learns_the_hidden_truth(history, catalogue, tmp_path):

@@ -24,9 +24,7 @@ SPECS = (
 
 @pytest.fixture
 def encoder() -> FeatureEncoder:
-    return FeatureEncoder(
-        SPECS, ["card_gold", "loan_car"], ["cards", "loans"], ["web", "email"], ["complaint"]
-    )
+    return FeatureEncoder(SPECS, ["card_gold", "loan_car"], ["cards", "loans"], ["web", "email"], ["complaint"])
 
 
 def test_columns_are_the_schema_then_offer_group_channel_intent(encoder):
@@ -38,9 +36,7 @@ def test_each_feature_type_is_encoded_and_missing_values_are_nan(encoder):
     values = {"age": 31, "has_credit_card": True, "segment": "affluent", "churn_signal_at": NOW - 2.5 * DAY}
     row = encoder.encode(CustomerFeatures("c-1", values), Context("email", NOW), [offer("loan_car", "loans")])
     assert _same(row[0], [31.0, 1.0, 2.0, 2.5, 1.0, 1.0, 1.0, math.nan])
-    empty = encoder.encode(
-        CustomerFeatures("c-2", {}), Context("web", NOW, intent="complaint"), [offer("card_gold")]
-    )
+    empty = encoder.encode(CustomerFeatures("c-2", {}), Context("web", NOW, intent="complaint"), [offer("card_gold")])
     assert _same(empty[0], [math.nan, math.nan, math.nan, math.nan, 0.0, 0.0, 0.0, 0.0])
 
 
@@ -50,9 +46,7 @@ def _same(row: np.ndarray, expected: list[float]) -> bool:
 
 def test_unknown_category_channel_intent_and_bad_numbers_become_nan(encoder):
     values = {"age": "n/a", "segment": "pirate", "has_credit_card": False}
-    row = encoder.encode(
-        CustomerFeatures("c", values), Context("pigeon", NOW, intent="bored"), [offer("card_gold")]
-    )
+    row = encoder.encode(CustomerFeatures("c", values), Context("pigeon", NOW, intent="bored"), [offer("card_gold")])
     assert _same(row[0], [math.nan, 0.0, math.nan, math.nan, 0.0, 0.0, math.nan, math.nan])
 
 
@@ -60,9 +54,7 @@ def test_epoch_features_become_days_ago_at_the_decision_time(encoder):
     values = {"churn_signal_at": NOW - 3 * DAY}
     at = encoder.columns.index("churn_signal_at")
     later = encoder.encode(CustomerFeatures("c", values), Context("web", NOW + 4 * DAY), [offer("card_gold")])
-    future = encoder.encode(
-        CustomerFeatures("c", values), Context("web", NOW - 5 * DAY), [offer("card_gold")]
-    )
+    future = encoder.encode(CustomerFeatures("c", values), Context("web", NOW - 5 * DAY), [offer("card_gold")])
     assert later[0, at] == pytest.approx(7.0)
     assert future[0, at] == 0.0  # an event clock slightly ahead of ours means "just now"
 
@@ -113,6 +105,4 @@ def test_the_encoder_survives_json_and_pickle(encoder):
         pickle.loads(pickle.dumps(encoder)),
     ):
         assert again.columns == encoder.columns
-        assert np.array_equal(
-            again.encode(CustomerFeatures("c", values), ctx, offers), expected, equal_nan=True
-        )
+        assert np.array_equal(again.encode(CustomerFeatures("c", values), ctx, offers), expected, equal_nan=True)

@@ -63,9 +63,7 @@ def test_isotonic_calibration_repairs_a_monotone_distortion():
     truth, labels, raw = distorted_sample()
     fitted = fit_isotonic(labels[:10_000], raw[:10_000])
     calibrated = fitted.apply(raw[10_000:])
-    assert (
-        calibration_error(labels[10_000:], calibrated) < calibration_error(labels[10_000:], raw[10_000:]) / 3
-    )
+    assert calibration_error(labels[10_000:], calibrated) < calibration_error(labels[10_000:], raw[10_000:]) / 3
     assert np.mean(np.abs(calibrated - truth[10_000:])) < 0.02
     assert np.all(np.diff(fitted.y) >= 0)
 

@@ -22,9 +22,7 @@ SPECS = (
     FeatureSpec("balance_current", FeatureType.NUMBER, 0),
     FeatureSpec("has_credit_card", FeatureType.BOOL, False),
     FeatureSpec("homeowner", FeatureType.BOOL, False),
-    FeatureSpec(
-        "segment", FeatureType.CATEGORY, "mass", categories=("student", "young_adult", "mass", "affluent")
-    ),
+    FeatureSpec("segment", FeatureType.CATEGORY, "mass", categories=("student", "young_adult", "mass", "affluent")),
     FeatureSpec("churn_signal_at", FeatureType.NUMBER, None),
 )
 OFFERS = synthetic_offers(12)
@@ -63,18 +61,13 @@ def test_scores_without_compilation_match_the_compiled_ones(model_dir, compiled)
     plain = LightGBMScorer.load(model_dir, compiled=False)
     customer, context = CustomerFeatures("c-1", {"age": 33, "card_spend_30d": 900.0}), Context("web", NOW)
     assert plain.engine == "lightgbm"
-    assert (
-        np.max(np.abs(plain.score(customer, context, OFFERS) - compiled.score(customer, context, OFFERS)))
-        <= 1e-9
-    )
+    assert np.max(np.abs(plain.score(customer, context, OFFERS) - compiled.score(customer, context, OFFERS))) <= 1e-9
 
 
 def test_scores_are_calibrated_model_outputs_in_the_order_given(compiled):
     customer, context = CustomerFeatures("c-1", {"age": 29, "has_credit_card": False}), Context("mobile", NOW)
     scores = compiled.score(customer, context, OFFERS)
-    expected = compiled.calibration.apply(
-        compiled.predict_raw(compiled.encoder.encode(customer, context, OFFERS))
-    )
+    expected = compiled.calibration.apply(compiled.predict_raw(compiled.encoder.encode(customer, context, OFFERS)))
     assert np.array_equal(scores, expected)
     assert np.array_equal(compiled.score(customer, context, OFFERS[::-1]), scores[::-1])
     assert np.all((scores > 0) & (scores < 1))
@@ -82,9 +75,7 @@ def test_scores_are_calibrated_model_outputs_in_the_order_given(compiled):
 
 def test_an_offer_the_model_never_saw_scores_its_prior(compiled):
     newcomer = offer("offer_new", OFFERS[0].group, prior=0.123)
-    scores = compiled.score(
-        CustomerFeatures("c-1", {}), Context("web", NOW), [OFFERS[0], newcomer, OFFERS[1]]
-    )
+    scores = compiled.score(CustomerFeatures("c-1", {}), Context("web", NOW), [OFFERS[0], newcomer, OFFERS[1]])
     assert scores[1] == 0.123
     assert scores[0] != OFFERS[0].prior
 

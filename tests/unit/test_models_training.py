@@ -17,9 +17,7 @@ from models.training import TrainingConfig, compare_global_vs_per_offer, time_sp
 WINDOW = 7 * DAY
 
 
-def contact(
-    cid: str, days_ago: float, offer_id: str = "card_gold", customer: str = "c-1", channel: str = "web"
-):
+def contact(cid: str, days_ago: float, offer_id: str = "card_gold", customer: str = "c-1", channel: str = "web"):
     return ContactRecord(
         cid, customer, NOW - days_ago * DAY, channel, Direction.INBOUND, offer_id, "cards", Outcome.PRESENTED
     )
@@ -120,9 +118,7 @@ SPECS = (
     FeatureSpec("has_credit_card", FeatureType.BOOL, False),
     FeatureSpec("homeowner", FeatureType.BOOL, False),
     FeatureSpec("has_children", FeatureType.BOOL, False),
-    FeatureSpec(
-        "segment", FeatureType.CATEGORY, "mass", categories=("student", "young_adult", "mass", "affluent")
-    ),
+    FeatureSpec("segment", FeatureType.CATEGORY, "mass", categories=("student", "young_adult", "mass", "affluent")),
 )
 
 
@@ -135,12 +131,7 @@ def test_time_split_keeps_the_newest_rows_for_the_test():
     at = np.random.default_rng(0).permutation(100).astype(float)
     split = time_split(at, 0.15, 0.15)
     assert (len(split.train), len(split.calibration), len(split.test)) == (70, 15, 15)
-    assert (
-        at[split.train].max()
-        < at[split.calibration].min()
-        <= at[split.calibration].max()
-        < at[split.test].min()
-    )
+    assert at[split.train].max() < at[split.calibration].min() <= at[split.calibration].max() < at[split.test].min()
 
 
 def test_the_model_learns_the_ground_truth_and_beats_the_priors(data):
@@ -149,9 +140,7 @@ def test_the_model_learns_the_ground_truth_and_beats_the_priors(data):
     split = time_split(data.at, 0.15, 0.15)
     test = data.subset(split.test)
     offers = {o.id: o for o in synthetic_offers(16)}
-    prior = PriorScorer().score(
-        CustomerFeatures("c", {}), Context("web", NOW), [offers[i] for i in test.offer_ids]
-    )
+    prior = PriorScorer().score(CustomerFeatures("c", {}), Context("web", NOW), [offers[i] for i in test.offer_ids])
     assert holdout["auc"] > auc(test.y, prior) + 0.05
     assert holdout["rows"] == len(test) and trained.metadata.training_rows == len(split.train)
     assert abs(holdout["mean_prediction"] - holdout["positive_rate"]) < 0.02  # calibrated on average
