@@ -1,7 +1,7 @@
 """Customer cache figures on Redis: bulk-load throughput, `load()` latency, per-decision validation cost.
 
 1. Bulk load: a generated Parquet (or CSV) file of --rows customers x --features features is validated and
-   loaded with `features.bulk.load_features` (pipelines of HSET + EXPIRE); prints rows/s and the
+   loaded with `features.bulk.load_features` (pipelines of one EVALSHA per customer); prints rows/s and the
    extrapolated time for 1M customers.
 2. load(): one customer with 40 features and a 50-event history summary, read --reads times in a row;
    prints p50/p99/p99.9 in µs as the service sees it (asyncio + redis-py + hiredis + decoding), then the
