@@ -98,7 +98,7 @@ def flatten(text: str) -> str:
 def parse(text: str) -> ast.Expression:
     """`ast.parse` under the language's size limits; every parser failure becomes a RuleError."""
     try:
-        tree = ast.parse(text, mode="eval")
+        tree = ast.parse(text, filename="<rule text>", mode="eval")  # only ever an AST: see online.py
     except SyntaxError as err:
         # offset 0: the parser ran off the end of the text ("age >"); point there.
         position = None if err.offset is None else min(err.offset or len(text) + 1, len(text) + 1)

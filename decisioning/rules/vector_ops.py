@@ -7,6 +7,9 @@ its short-circuits, would have evaluated that operation at all.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from decisioning.rules.columns import Array, Dyn
@@ -129,13 +132,23 @@ def member(value: Value, kind: T, values: tuple, values_kind: T) -> Array:
     if values_kind is T.NUM:
         numbers = value.num if isinstance(value, Dyn) else value.astype(np.float64, copy=False)
         return np.isin(numbers, np.array(values, dtype=np.float64))
-    dyn = as_dyn(value, kind)
+    dyn, wanted = as_dyn(value, kind), frozenset(values)
     out = np.zeros(len(dyn.num), dtype=bool)
     if dyn.is_text is not None and dyn.is_text.any():
-        # isin on fixed-width unicode: a C loop, and no None to trip the sort.
-        texts = dyn.text[dyn.is_text].astype(str)  # type: ignore[index]
-        out[dyn.is_text] = np.isin(texts, np.array(values, dtype=str))
+        texts = dyn.text[dyn.is_text].tolist()  # type: ignore[index]
+        out[dyn.is_text] = per_distinct(texts, wanted.__contains__)
     return out
+
+
+def per_distinct(rows: list[Any], test: Callable[[Any], bool]) -> Array:
+    """`test` of each row's value, computed once per distinct value.
+
+    String columns are categorical or repetitive: the Python loop runs over few distinct values, never
+    over every row (the rows are mapped through a dict in C). Fixed-width numpy strings would be faster
+    but drop trailing NULs, and then disagree with the online evaluator.
+    """
+    results = {value: test(value) for value in dict.fromkeys(rows)}
+    return np.fromiter(map(results.__getitem__, rows), dtype=bool, count=len(rows))
 
 
 # --- arithmetic and functions --------------------------------------------------------------------------
@@ -169,19 +182,10 @@ def contains(text: Dyn, needle: Dyn, active: Active, pos: int | None) -> Array:
     rows = is_text[0] & is_text[1]
     out = np.zeros(n, dtype=bool)
     if rows.any():
-        texts, needles = (d.text[rows].astype(str) for d in (text, needle))  # type: ignore[index]
-        out[rows] = _substring(texts, needles)
+        pairs = zip(text.text[rows].tolist(), needle.text[rows].tolist(), strict=True)  # type: ignore[index]
+        out[rows] = per_distinct(list(pairs), _contains_pair)
     return out
 
 
-def _substring(texts: Array, needles: Array) -> Array:
-    # Python's str.lower (as online) on each distinct (text, needle) pair: string columns are
-    # categorical or repetitive, so this loops over few pairs, never over every row.
-    text_values, text_codes = np.unique(texts, return_inverse=True)
-    needle_values, needle_codes = np.unique(needles, return_inverse=True)
-    pairs, pair_codes = np.unique(text_codes * len(needle_values) + needle_codes, return_inverse=True)
-    lowered_texts = [t.lower() for t in text_values.tolist()]
-    lowered_needles = [s.lower() for s in needle_values.tolist()]
-    width = len(needle_values)
-    found = [lowered_needles[p % width] in lowered_texts[p // width] for p in pairs.tolist()]
-    return np.array(found, dtype=bool)[pair_codes.reshape(-1)]
+def _contains_pair(pair: tuple[str, str]) -> bool:
+    return pair[1].lower() in pair[0].lower()
