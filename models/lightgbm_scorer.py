@@ -72,6 +72,10 @@ class LightGBMScorer:
         metadata = ModelMetadata.from_json((directory / METADATA_FILE).read_bytes())
         return cls(directory / MODEL_FILE, metadata, **options)
 
+    def for_customer(self, customer_id: str) -> LightGBMScorer:
+        """The scorer that scores this customer: this one (see `ChampionChallengerScorer`)."""
+        return self
+
     def predict_raw(self, rows: np.ndarray) -> np.ndarray:
         """The model's uncalibrated probabilities for encoded rows."""
         if self._compiled is not None:

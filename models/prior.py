@@ -36,6 +36,10 @@ class PriorScorer:
         self.strength = strength
         self.version = "prior-beta" if self.counts else "prior"
 
+    def for_customer(self, customer_id: str) -> PriorScorer:
+        """The scorer that scores this customer: this one (see `ChampionChallengerScorer`)."""
+        return self
+
     def score(self, customer: CustomerFeatures, context: Context, offers: Sequence[Offer]) -> np.ndarray:
         """Response probabilities, one per offer, in the order given (the same for every customer)."""
         return np.array([self.propensity(o) for o in offers], dtype=float)

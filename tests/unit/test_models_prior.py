@@ -18,6 +18,7 @@ def test_without_counts_every_offer_scores_its_prior():
     assert scorer.version == "prior"
     assert scorer.score(WHO, WHERE, OFFERS).tolist() == [0.05, 0.2]
     assert scorer.score(WHO, WHERE, []).shape == (0,)
+    assert scorer.for_customer("c-1") is scorer
 
 
 def test_counts_move_the_score_from_the_prior_toward_the_observed_rate():

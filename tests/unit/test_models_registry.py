@@ -105,6 +105,7 @@ def test_the_split_scorer_scores_with_the_customers_model(registry, models):
         assert isinstance(own, LightGBMScorer)
         assert np.array_equal(scorer.score(customer, context, OFFERS), own.score(customer, context, OFFERS))
     assert scorer.version.startswith(registry.pointers("nbo").champion)
+    assert own.for_customer("c-000001") is own  # every scorer answers for_customer, split or not
 
 
 def test_promoting_the_challenger_ends_the_split(registry, models):
