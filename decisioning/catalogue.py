@@ -41,6 +41,7 @@ class FeatureSpec:
     categories: tuple[str, ...] = ()
     max_age_days: float | None = None
     description: str = ""
+    source: str = "batch"  # "batch" (loaded overnight) or "event" (written by customer events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,15 +217,10 @@ class Catalogue:
     settings: ArbitrationSettings
     features: tuple[FeatureSpec, ...] = ()
     offers_by_id: Mapping[str, Offer] = field(init=False, repr=False, compare=False)
-    # Each offer's rules in evaluation order: eligibility, applicability, suitability; group before offer.
-    rules_in_order: Mapping[str, tuple[Rule, ...]] = field(init=False, repr=False, compare=False)
     service_offer_ids: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "offers_by_id", MappingProxyType({o.id: o for o in self.offers}))
-        order = list(RuleClass)
-        ordered = {o.id: tuple(sorted(o.rules, key=lambda r: order.index(r.rule_class))) for o in self.offers}
-        object.__setattr__(self, "rules_in_order", MappingProxyType(ordered))
         object.__setattr__(self, "service_offer_ids", frozenset(o.id for o in self.offers if not o.marketing))
 
     def offer(self, offer_id: str) -> Offer | None:

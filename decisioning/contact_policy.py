@@ -97,9 +97,12 @@ def evaluate_policies(
     for policy in policies:
         if not _applies(policy, env, errors):
             continue
+        by_scope = _times_by_scope(policy, view, service_offers)
+        if not by_scope and not _limits_this_decision(policy):
+            continue  # nothing counted yet: nothing to suppress, no cap to share out
         targets = [o for o in offers if _covers(policy, o)]
         if targets:
-            _apply(policy, targets, view, timezone, service_offers, suppressed, headroom)
+            _apply(policy, targets, by_scope, view.now, timezone, suppressed, headroom)
     return PolicyOutcome(suppressed, tuple(headroom), tuple(errors))
 
 
@@ -122,30 +125,34 @@ def _covers(policy: ContactPolicy, offer: Offer) -> bool:
     return offer.marketing
 
 
+def _limits_this_decision(policy: ContactPolicy) -> bool:
+    return Outcome.PRESENTED in policy.outcomes and policy.level is not Level.OFFER
+
+
 def _apply(
     policy: ContactPolicy,
     targets: list[Offer],
-    view: HistoryView,
+    by_scope: dict[str, list[float]],
+    now: float,
     timezone: str,
-    service_offers: frozenset[str],
     suppressed: dict[str, Suppression],
     headroom: list[Headroom],
 ) -> None:
-    by_scope = _times_by_scope(policy, view, service_offers)
-    for scope, members in _scopes(policy.level, targets).items():
+    for scope, members in _scopes(policy.level, targets, by_scope).items():
         times = by_scope.get(scope, [])
-        count, until = _check(policy, times, view.now, timezone)
-        if count >= policy.threshold and (until is None or until > view.now):
+        count, until = _check(policy, times, now, timezone)
+        if count >= policy.threshold and (until is None or until > now):
             _suppress(policy, scope, count, until, members, targets, suppressed)
-        elif Outcome.PRESENTED in policy.outcomes and policy.level is not Level.OFFER:
-            start = window_start(policy.window, view.now, timezone)
-            now_count = sum(1 for t in times if start <= t <= view.now)
-            headroom.append(
-                Headroom(policy.id, frozenset(o.id for o in members), policy.threshold - now_count)
-            )
+        elif _limits_this_decision(policy):
+            start = window_start(policy.window, now, timezone)
+            now_count = sum(1 for t in times if start <= t <= now)
+            headroom.append(Headroom(policy.id, frozenset(o.id for o in members), policy.threshold - now_count))
 
 
-def _scopes(level: Level, targets: list[Offer]) -> dict[str, list[Offer]]:
+def _scopes(level: Level, targets: list[Offer], by_scope: dict[str, list[float]]) -> dict[str, list[Offer]]:
+    """The scopes to check: at offer level only offers with counted events (the rest count 0)."""
+    if level is Level.OFFER:
+        return {key: [o] for o in targets if (key := f"offer:{o.id}") in by_scope}
     scopes: dict[str, list[Offer]] = defaultdict(list)
     for offer in targets:
         scopes[_scope_key(level, offer.id, offer.group)].append(offer)

@@ -8,16 +8,14 @@ budget reservation and logging are the service's job (app/service.py).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from decisioning.arbitration import ArbitrationResult, Candidate, Selection, arbitrate, in_control_group
 from decisioning.catalogue import ArbitrationSettings, Catalogue, ConsistencyMode, Offer, Rule, Treatment
 from decisioning.contact_policy import PolicyOutcome, Suppression, evaluate_policies
 from decisioning.explanation import CandidateExplanation, RuleFailure, Stage
 from decisioning.history import HistorySummary, HistoryView
+from decisioning.plan import indices, plan_for
 from decisioning.ports import Scorer
 from decisioning.records import ContactRecord, DecisionRecord
 from decisioning.rules import RuleEnv, RuleError
@@ -120,10 +118,9 @@ def decide(
     ['card_gold']
     """
     run = _Run(catalogue, request, summary)
-    alive = run.filter_static(catalogue.offers)
-    alive = run.filter_rules(alive)
-    alive = run.filter_policies(alive, exhausted_budgets)
-    candidates = run.score(alive, scorer)
+    alive = run.filter_rules(run.filter_static())
+    offers = run.filter_policies(alive, exhausted_budgets)
+    candidates = run.score(offers, scorer)
     control = in_control_group(request.customer.customer_id, catalogue.settings, request.context.now)
     result = arbitrate(
         candidates,
@@ -131,16 +128,15 @@ def decide(
         catalogue.settings,
         control=control,
         headroom=run.policy.headroom,
-        rng=_rng(request.decision_id),
+        seed=_seed(request.decision_id),
+        explain=request.explain,
     )
     return run.finish(candidates, result, control, scorer.version)
 
 
-def _rng(decision_id: str) -> np.random.Generator:
+def _seed(decision_id: str) -> int:
     # Seeded by the decision id: a logged decision can be replayed exactly.
-    return np.random.default_rng(
-        int.from_bytes(hashlib.blake2b(decision_id.encode(), digest_size=8).digest())
-    )
+    return int.from_bytes(hashlib.blake2b(decision_id.encode(), digest_size=8).digest())
 
 
 class _Run:
@@ -155,31 +151,35 @@ class _Run:
         self.dropped: list[CandidateExplanation] = []
         self.notes: list[str] = _data_notes(request.customer)
         self.policy = PolicyOutcome({}, ())
+        self.plan = plan_for(catalogue)
         self._rule_results: dict[str, bool | RuleError] = {}
 
-    def filter_static(self, offers: Sequence[Offer]) -> list[Offer]:
-        alive = []
-        for offer in offers:
-            if not offer.is_active(self.ctx.now):
-                self._drop(offer, Stage.INACTIVE, "outside its active dates")
-            elif self.ctx.channel not in offer.treatments:
-                self._drop(offer, Stage.CHANNEL, f"no treatment for channel '{self.ctx.channel}'")
-            else:
-                alive.append(offer)
-        return alive
+    def filter_static(self) -> int:
+        """Bits of the offers active now and with a treatment for the channel."""
+        plan, explain = self.plan, self.request.explain
+        active = plan.active_bits(self.ctx.now)
+        in_channel = plan.channel_bits.get(self.ctx.channel, 0)
+        if explain:
+            for i in indices(plan.all_bits & ~active):
+                self._drop(plan.offers[i], Stage.INACTIVE, "outside its active dates")
+            for i in indices(active & ~in_channel):
+                self._drop(plan.offers[i], Stage.CHANNEL, f"no treatment for channel '{self.ctx.channel}'")
+        return active & in_channel
 
-    def filter_rules(self, offers: list[Offer]) -> list[Offer]:
-        alive = []
-        for offer in offers:
-            failed = next((r for r in self.catalogue.rules_in_order[offer.id] if not self._holds(r)), None)
-            if failed is None:
-                alive.append(offer)
-            else:
-                self._drop_by_rule(offer, failed)
+    def filter_rules(self, alive: int) -> int:
+        """Apply the rules in evaluation order; each distinct rule is evaluated once, and only when an
+        offer still alive needs it."""
+        for guard in self.plan.rules:
+            hit = alive & guard.members
+            if hit and not self._holds(guard.rule):
+                alive ^= hit
+                if self.request.explain:
+                    for i in indices(hit):
+                        self._drop_by_rule(self.plan.offers[i], guard.rule)
         return alive
 
     def _holds(self, rule: Rule) -> bool:
-        # Group rules and shared expressions are evaluated once per decision.
+        # Shared expressions (the same text on several offers) are evaluated once per decision.
         key = rule.compiled.text
         result = self._rule_results.get(key)
         if result is None:
@@ -205,7 +205,8 @@ class _Run:
             reason += f" (decided on default values for missing data: {', '.join(defaulted)})"
         self._drop(offer, Stage(rule.rule_class.value), reason, rule=failure)
 
-    def filter_policies(self, offers: list[Offer], exhausted: frozenset[str]) -> list[Offer]:
+    def filter_policies(self, alive: int, exhausted: frozenset[str]) -> list[Offer]:
+        offers = [self.plan.offers[i] for i in indices(alive)]
         self.policy = evaluate_policies(
             self.catalogue.policies,
             offers,
@@ -243,13 +244,13 @@ class _Run:
             Candidate(
                 offer,
                 float(p),
-                self._value(offer),
+                self._value(offer, i),
                 offer.lever,
                 float(weights.get(offer.group, weights.get("*", 1.0))),
                 boost=settings.consistency_boost if offer.id in recent and not _pin(settings) else 1.0,
                 pinned=offer.id in recent and _pin(settings),
             )
-            for offer, p in zip(offers, propensities, strict=True)
+            for offer, p, i in zip(offers, propensities, (self.plan.index[o.id] for o in offers), strict=True)
         ]
 
     def _recent_unanswered(self) -> dict[str, float]:
@@ -258,7 +259,10 @@ class _Run:
             return {}
         return self.view.unanswered_contacts(self.ctx.now - settings.consistency_days * DAY)
 
-    def _value(self, offer: Offer) -> float:
+    def _value(self, offer: Offer, index: int) -> float:
+        constant = self.plan.constant_values[index]
+        if constant is not None:
+            return constant
         try:
             value = float(offer.value.evaluate(self.env))
         except RuleError as err:

@@ -38,8 +38,7 @@ def is_event_feature(spec: FeatureSpec) -> bool:
 
     Absence of an event feature is normal (the event never happened), so it is not reported as defaulted.
     """
-    # FeatureSpec may not carry `source` yet: batch is the safe reading of a spec without it.
-    return getattr(spec, "source", "batch") == "event"
+    return spec.source == "event"
 
 
 def number_coercer(minimum: float | None, maximum: float | None) -> Coercer:

@@ -337,6 +337,7 @@ def _feature_spec(f: FeatureEntry) -> FeatureSpec:
         categories=tuple(f.categories),
         max_age_days=f.max_age_days,
         description=f.description,
+        source=f.source,
     )
 
 

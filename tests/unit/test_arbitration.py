@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import numpy as np
 import pytest
 
 from decisioning.arbitration import Candidate, arbitrate, in_control_group
@@ -65,7 +64,7 @@ def test_epsilon_greedy_logs_the_probability_of_each_choice():
     cs = [cand("a", 0.5), cand("b", 0.3), cand("c", 0.1), cand("d", 0.05)]
     picks: Counter[str] = Counter()
     for seed in range(4000):
-        [s] = arbitrate(cs, 1, settings, rng=np.random.default_rng(seed)).selected
+        [s] = arbitrate(cs, 1, settings, seed=seed).selected
         expected = 0.8 + 0.2 / 4 if s.candidate.offer.id == "a" else 0.2 / 4
         assert s.selection_probability == pytest.approx(expected)
         picks[s.candidate.offer.id] += 1
@@ -76,7 +75,7 @@ def test_epsilon_greedy_logs_the_probability_of_each_choice():
 def test_epsilon_probability_of_a_later_rank_is_conditional_on_the_earlier_ones():
     settings = ArbitrationSettings(max_per_group=None, exploration=ExplorationKind.EPSILON, epsilon=0.3)
     cs = [cand("a", 0.5), cand("b", 0.3), cand("c", 0.1)]
-    result = arbitrate(cs, 2, settings, rng=np.random.default_rng(1))
+    result = arbitrate(cs, 2, settings, seed=1)
     second = result.selected[1]
     remaining_best = next(c for c in ("a", "b", "c") if c != result.selected[0].candidate.offer.id)
     greedy = second.candidate.offer.id == remaining_best
@@ -90,7 +89,7 @@ def test_thompson_sampling_probabilities_are_estimates_that_sum_to_one():
     cs = [cand("a", 0.30), cand("b", 0.28), cand("c", 0.01)]
     picks: Counter[str] = Counter()
     for seed in range(300):
-        [s] = arbitrate(cs, 1, settings, rng=np.random.default_rng(seed)).selected
+        [s] = arbitrate(cs, 1, settings, seed=seed).selected
         assert 0 < s.selection_probability <= 1
         picks[s.candidate.offer.id] += 1
     assert picks["a"] > picks["c"] and picks["b"] > 0  # close rivals both get explored
@@ -115,7 +114,7 @@ def test_control_group_period_rotates_membership_by_month():
 def test_control_customers_get_a_uniform_random_eligible_offer():
     cs = [cand("a", 0.9), cand("b", 0.1), cand("c", 0.1, group="loans"), cand("d", 0.1, group="loans")]
     result = arbitrate(
-        cs, 2, ArbitrationSettings(max_per_group=None), control=True, rng=np.random.default_rng(3)
+        cs, 2, ArbitrationSettings(max_per_group=None), control=True, seed=3
     )
     assert result.mode == "control"
     assert [s.selection_probability for s in result.selected] == [pytest.approx(1 / 4), pytest.approx(1 / 3)]

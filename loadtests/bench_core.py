@@ -1,0 +1,110 @@
+"""Benchmark of the pure decision core: decisions per second on one core, and p50/p99 of one decision.
+
+The demo catalogue's 33 offers cloned to 100 (same rules, groups, treatments and all 13 contact policies),
+demo customers with a history summary of ~20 contacts and responses each, and a 200-tree LightGBM model
+that knows all 100 offers. One decision = feature validation + eligibility + contact policies + one
+vectorised scoring call + arbitration (no explanation, as on the web hot path; `--explain` to include it).
+
+    make bench-core                          # pinned to one core, OMP_NUM_THREADS=1
+    python -m loadtests.bench_core --decisions 20000 --explain
+
+Goal (issue 2): at least 5,000 decisions/s (about 0.2 ms each) with the compiled model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from decisioning.catalogue import Catalogue, Offer
+from decisioning.engine import DecisionRequest, decide
+from decisioning.history import HistorySummary
+from decisioning.ports import CustomerSnapshot, Scorer
+from decisioning.quality import validate_features
+from decisioning.types import DAY, ContactEvent, Context, Outcome
+from models.bench import synthetic_training_set
+from models.demo.customers import generate_customers
+from models.registry import ModelRegistry
+from models.training import TrainingConfig, train_and_register
+from policies.loader import load_catalogue
+
+DEMO = Path(__file__).resolve().parents[1] / "policies" / "demo"
+CHANNELS = ("web", "mobile", "call_centre")
+OUTCOMES = (Outcome.PRESENTED,) * 6 + (Outcome.CLICKED, Outcome.DECLINED, Outcome.ACCEPTED, Outcome.SENT)
+
+
+def catalogue_of(n: int) -> Catalogue:
+    """The demo catalogue with its offers cloned (`card_gold`, `card_gold_2`, ...) up to `n` offers."""
+    demo = load_catalogue(DEMO)
+    offers: list[Offer] = []
+    for i in range(n):
+        base = demo.offers[i % len(demo.offers)]
+        copy = i // len(demo.offers)
+        offers.append(base if copy == 0 else replace(base, id=f"{base.id}_{copy + 1}"))
+    return replace(demo, offers=tuple(offers), version=f"{demo.version}-x{n}")
+
+
+def summaries(catalogue: Catalogue, customers: int, now: float, rng: np.random.Generator) -> list[HistorySummary]:
+    offers = catalogue.offers
+    out = []
+    for c in range(customers):
+        events = []
+        for k in range(int(rng.integers(5, 35))):
+            offer = offers[int(rng.integers(len(offers)))]
+            at = now - float(rng.uniform(0, 60)) * DAY
+            outcome = OUTCOMES[int(rng.integers(len(OUTCOMES)))]
+            events.append(ContactEvent(at, offer.id, offer.group, CHANNELS[k % 3], outcome, f"d-{c}-{k}"))
+        out.append(HistorySummary().with_events(events))
+    return out
+
+
+def time_decisions(catalogue: Catalogue, scorer: Scorer, people: list, histories: list, n: int, explain: bool):
+    now = time.time()
+    samples = np.empty(n)
+    offers_seen = 0
+    for i in range(n):
+        cid, values = people[i % len(people)]
+        start = time.perf_counter_ns()
+        customer = validate_features(catalogue.features, cid, CustomerSnapshot(cid, values, {"*": now}), now)
+        context = Context(CHANNELS[i % 3], now, placement="home_hero")
+        decision = decide(catalogue, DecisionRequest(f"d-{i}", customer, context, 3, explain),
+                          histories[i % len(histories)], scorer)  # fmt: skip
+        samples[i] = time.perf_counter_ns() - start
+        offers_seen += len(decision.offers)
+    return samples / 1000.0, offers_seen / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--offers", type=int, default=100)
+    parser.add_argument("--trees", type=int, default=200)
+    parser.add_argument("--decisions", type=int, default=10_000)
+    parser.add_argument("--explain", action="store_true")
+    args = parser.parse_args()
+    catalogue = catalogue_of(args.offers)
+    rng = np.random.default_rng(1)
+    now = time.time()
+    people = generate_customers(2_000, catalogue.features, seed=3, now=now)
+    histories = summaries(catalogue, 500, now, rng)
+    data = synthetic_training_set(catalogue.features, catalogue.offers)
+    with tempfile.TemporaryDirectory() as tmp:
+        registry = ModelRegistry(Path(tmp))
+        meta = train_and_register(registry, data, "bench", TrainingConfig(num_trees=args.trees))
+        print(f"catalogue: {len(catalogue.offers)} offers, {len(catalogue.policies)} contact policies; "
+              f"model: {args.trees} trees over {len(data.encoder.columns)} columns")  # fmt: skip
+        for engine in ("lleaves", "lightgbm"):
+            scorer = registry.load("bench", meta.version, engine=engine)
+            time_decisions(catalogue, scorer, people, histories, 500, args.explain)  # warm-up
+            us, shown = time_decisions(catalogue, scorer, people, histories, args.decisions, args.explain)
+            p50, p99 = np.percentile(us, [50, 99])
+            print(f"{engine:>8}: {1e6 / us.mean():7.0f} decisions/s  mean {us.mean():6.1f} µs  p50 {p50:6.1f} µs  "
+                  f"p99 {p99:6.1f} µs  ({args.decisions} decisions, {shown:.2f} offers each)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
