@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from app.metrics import Metrics
 from app.service import DecisionService
@@ -88,7 +88,9 @@ async def open_cache(settings: Settings, catalogue: Catalogue) -> tuple[Customer
         cache = InMemoryCustomerCache()
         await load_features_file(settings, catalogue, cache)
         return cache, InMemoryBudgetCounter()
-    client = Redis.from_url(settings.redis_url, decode_responses=False)
+    # A bounded pool: under a spike, requests wait for a connection instead of opening hundreds.
+    pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=64, timeout=5)
+    client = Redis(connection_pool=pool)
     names = [f.name for f in catalogue.features]
     cache = RedisCustomerCache(client, feature_names=names, prefix=settings.redis_prefix)
     return cache, RedisBudgetCounter(client, prefix=settings.redis_prefix)

@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 
 from app.errors import ApiError
 from app.metrics import Metrics, MetricsMiddleware
@@ -44,7 +44,6 @@ def create_app(settings: Settings | None = None, service_factory: ServiceFactory
         title="NBO decision service",
         version="0.1.0",
         description="Real-time next-best-offer decisions with contact policies and a unified contact history.",
-        default_response_class=ORJSONResponse,
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -64,24 +63,24 @@ async def _default_factory(settings: Settings, metrics: Metrics) -> DecisionServ
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         # The field and the reason; not the submitted value, which may be personal data.
         detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         _count(request, "validation")
-        return ORJSONResponse({"error": "validation", "detail": detail}, status_code=422)
+        return JSONResponse({"error": "validation", "detail": detail}, status_code=422)
 
     @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> ORJSONResponse:
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         _count(request, exc.kind)
-        return ORJSONResponse(
+        return JSONResponse(
             {"error": exc.kind, "detail": _without_input(exc.detail)}, status_code=exc.status
         )
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         _count(request, "internal")
         log.exception("unhandled error", extra={"path": request.url.path})
-        return ORJSONResponse(
+        return JSONResponse(
             {"error": "internal", "detail": "unexpected error; it was logged"}, status_code=500
         )
 
@@ -127,7 +126,7 @@ class BodyLimitMiddleware:
             await self._refuse(send, too_large.size)
 
     async def _refuse(self, send: Any, size: int) -> None:
-        body = ORJSONResponse(
+        body = JSONResponse(
             {
                 "error": "validation",
                 "detail": [

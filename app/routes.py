@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.schemas import (
@@ -94,10 +94,10 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", tags=["operations"])
-async def readyz(service: Service) -> ORJSONResponse:
+async def readyz(service: Service) -> JSONResponse:
     checks = await service.readiness()
     ready = all(checks.values())
-    return ORJSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", tags=["operations"])
