@@ -17,6 +17,7 @@ from app.metrics import Metrics
 from app.service import DecisionService
 from app.settings import Settings, redact_url
 from decisioning.catalogue import Catalogue
+from decisioning.history import RETENTION_SECONDS, HistorySummary
 from decisioning.ports import BudgetCounter, CustomerCache, Scorer
 from features.events import EventRules, load_event_rules
 from features.files import read_feature_file
@@ -38,7 +39,7 @@ async def build_service(settings: Settings, metrics: Metrics) -> DecisionService
     events = load_event_rules(settings.catalogue_dir, catalogue.features)
     scorer = load_scorer(settings)
     history = await open_history(settings)
-    cache, budgets = await open_cache(settings, catalogue)
+    cache, budgets = await open_cache(settings, catalogue, history)
     log.info(
         "service ready",
         extra={
@@ -83,10 +84,13 @@ async def open_history(settings: Settings) -> SqlHistory:
     return history
 
 
-async def open_cache(settings: Settings, catalogue: Catalogue) -> tuple[CustomerCache, BudgetCounter]:
+async def open_cache(
+    settings: Settings, catalogue: Catalogue, history: SqlHistory
+) -> tuple[CustomerCache, BudgetCounter]:
     if settings.redis_url is None:
         cache = InMemoryCustomerCache()
-        await load_features_file(settings, catalogue, cache)
+        customers = await load_features_file(settings, catalogue, cache)
+        await warm_summaries(cache, history, customers)
         return cache, InMemoryBudgetCounter()
     # A bounded pool: under a spike, requests wait for a connection instead of opening hundreds.
     pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=64, timeout=5)
@@ -96,14 +100,24 @@ async def open_cache(settings: Settings, catalogue: Catalogue) -> tuple[Customer
     return cache, RedisBudgetCounter(client, prefix=settings.redis_prefix)
 
 
-async def load_features_file(settings: Settings, catalogue: Catalogue, cache: CustomerCache) -> None:
+async def load_features_file(settings: Settings, catalogue: Catalogue, cache: CustomerCache) -> list[str]:
+    """Load the embedded mode's features file; the ids of the customers loaded."""
     path = settings.features_file
     if path is None or not path.exists():
         log.warning("no features file: every customer is decided on defaults", extra={"path": str(path)})
-        return
+        return []
     rows, report = read_feature_file(path, catalogue.features)
     await cache.put_features(rows, at=time.time())
     log.info("features loaded", extra={"customers": len(rows), "report": report.summary()})
+    return [cid for cid, _ in rows]
+
+
+async def warm_summaries(cache: CustomerCache, history: SqlHistory, customers: list[str]) -> None:
+    """Build every summary in two scans at start-up, so that no decision pays for a rebuild query."""
+    summaries = await history.summaries(since=time.time() - RETENTION_SECONDS)
+    for customer_id in dict.fromkeys([*customers, *summaries]):
+        await cache.store_summary(customer_id, summaries.get(customer_id, HistorySummary()))
+    log.info("history summaries built", extra={"customers": len(summaries)})
 
 
 __all__ = ["EventRules", "build_service"]

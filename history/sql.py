@@ -7,6 +7,7 @@ committed, and concurrent calls share transactions. Reads run on their own poole
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from decisioning.history import MAX_EVENTS, HistorySummary
 from decisioning.records import ContactRecord, DecisionRecord, HistoryEntry, ResponseRecord
+from decisioning.types import ContactEvent
 from history import rows
 from history.batch import CONTACTS, DECISION, RESPONSE
 from history.engine import make_engine, sqlite_file
@@ -173,6 +175,20 @@ class SqlHistory:
         # Contacts first, and a stable sort: at equal times a contact precedes the response to it.
         events = [*map(rows.contact_event, found_contacts), *map(rows.response_event, found_responses)]
         return HistorySummary().with_events(sorted(events, key=lambda e: e.at))
+
+    async def summaries(self, since: float) -> dict[str, HistorySummary]:
+        """Every customer's summary, rebuilt in two scans: warms an in-process cache at start-up.
+
+        >>> summaries = await history.summaries(since=now - 400 * DAY)   # doctest: +SKIP
+        """
+        events: dict[str, list[ContactEvent]] = defaultdict(list)
+        async with self.engine.connect() as conn:
+            for row in await conn.execute(sa.select(contacts).where(contacts.c.contacted_at >= since)):
+                events[row.customer_id].append(rows.contact_event(row))
+            for row in await conn.execute(sa.select(responses).where(responses.c.responded_at >= since)):
+                events[row.customer_id].append(rows.response_event(row))
+        # Contacts were added first, and the sort is stable: at equal times a contact precedes its response.
+        return {cid: HistorySummary().with_events(sorted(evs, key=lambda e: e.at)) for cid, evs in events.items()}
 
     async def entries(self, customer_id: str, limit: int = 100) -> list[HistoryEntry]:
         """The customer's contacts and responses, newest first, at most `limit`."""

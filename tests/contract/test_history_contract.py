@@ -339,6 +339,17 @@ async def test_summary_keeps_the_newest_events(history: SqlHistory):
     assert (events[0].at, events[-1].at) == (T0 + 88, T0 + MAX_EVENTS + 87)
 
 
+async def test_all_summaries_at_once_equal_each_customers_summary(history: SqlHistory):
+    await write_random_history(history, seed=11)
+
+    everyone = await history.summaries(since=T0)
+    assert set(everyone) == {"c-1", "c-2"}
+    for customer, summary in everyone.items():
+        one = await history.summary(customer, T0)
+        assert Counter(summary.events) == Counter(one.events)
+        assert [e.at for e in summary.events] == [e.at for e in one.events]
+
+
 async def test_entries_are_newest_first(history: SqlHistory):
     written = await write_random_history(history, seed=3)
     times = sorted((e.at for c, e in written if c == "c-1"), reverse=True)
