@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     history_batch_max: int = Field(500, ge=1)
     history_batch_wait_ms: float = Field(1.0, ge=0)
     history_mode: Literal["sync", "write_behind"] = "sync"
+    # Embedded history durability: "full" fsyncs every group commit (survives a power loss); "normal"
+    # survives a crash of the service but not of the machine, for a much lower latency on slow disks.
+    sqlite_synchronous: Literal["full", "normal"] = "full"
 
     max_offers_limit: int = Field(20, ge=1, le=200)
     max_body_bytes: int = Field(256 * 1024, ge=1024)

@@ -46,9 +46,11 @@ class SqlHistory:
         batch_max: int = 500,
         batch_wait_ms: float = 1.0,
         clock: Callable[[], float] = time.time,
+        sqlite_synchronous: str = "full",
         **engine_options: Any,
     ) -> None:
         self.url = url
+        self._sqlite_synchronous = sqlite_synchronous
         self._batch_max = batch_max
         self._batch_wait = batch_wait_ms / 1000.0
         self._clock = clock
@@ -73,7 +75,7 @@ class SqlHistory:
         if engine.dialect.name == "postgresql":
             return postgres_transact(engine)
         if engine.dialect.name == "sqlite":
-            self._sqlite_writer = SqliteWriter(sqlite_file(self.url))
+            self._sqlite_writer = SqliteWriter(sqlite_file(self.url), self._sqlite_synchronous)
             return self._sqlite_writer.transact
         raise ValueError(f"SqlHistory runs on PostgreSQL or SQLite, not {engine.dialect.name}")
 

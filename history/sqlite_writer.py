@@ -40,8 +40,11 @@ class SqliteWriter:
     >>> await writer.close()                     # doctest: +SKIP
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, synchronous: str = "full") -> None:
+        if synchronous not in ("full", "normal"):
+            raise ValueError(f"synchronous must be 'full' or 'normal', not {synchronous!r}")
         self._path = path
+        self._synchronous = synchronous
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbo-sqlite-writer")
         self._conn: sqlite3.Connection | None = None  # opened, used and closed on the writer thread only
 
@@ -72,6 +75,8 @@ class SqliteWriter:
             self._conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             for pragma in SQLITE_PRAGMAS:
                 self._conn.execute(pragma)
+            # NORMAL (opt-in): a commit survives a crash of the process but not of the machine; see engine.py.
+            self._conn.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
         return self._conn
 
     def _close(self) -> None:
