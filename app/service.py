@@ -60,6 +60,7 @@ class DecisionService:
         self.clock = clock
         self._locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
         self._exhausted: set[str] = set()  # budget keys known to be used up in their period
+        self._budgeted = [o for o in catalogue.offers if o.budget is not None]
 
     # --- decisions ---------------------------------------------------------------------------------------
 
@@ -78,7 +79,8 @@ class DecisionService:
 
     async def _decide_locked(self, body: DecisionIn) -> Decision:
         now = self.clock()
-        channel, timer = body.channel, self._stage_timer(body.channel)
+        scorer = self.scorer.for_customer(body.customer_id)  # champion or challenger, by a stable hash
+        channel, timer = body.channel, self._stage_timer(body.channel, scorer.version)
         snapshot = await self.cache.load(body.customer_id)
         summary = (
             snapshot.summary if snapshot.summary is not None else await self._rebuild(body.customer_id, now)
@@ -87,7 +89,7 @@ class DecisionService:
         timer("load")
         context = _context(body, now)
         request = DecisionRequest(f"d-{uuid.uuid4().hex}", customer, context, body.max_offers, body.explain)
-        decision, reserved = await self._decide_within_budgets(request, summary)
+        decision, reserved = await self._decide_within_budgets(request, summary, scorer)
         timer("decide")
         await self._record(decision, reserved, body.request_id)
         timer("record")
@@ -95,16 +97,13 @@ class DecisionService:
         return decision
 
     async def _decide_within_budgets(
-        self, request: DecisionRequest, summary: HistorySummary
+        self, request: DecisionRequest, summary: HistorySummary, scorer: Scorer
     ) -> tuple[Decision, list[str]]:
-        exhausted = {
-            o.id for o in self.catalogue.offers if self._budget_key(o, request.context.now) in self._exhausted
-        }
+        now = request.context.now
+        exhausted = {o.id for o in self._budgeted if self._budget_key(o, now) in self._exhausted}
         # Every failed round marks at least one more offer exhausted, so this ends within len(offers) + 1.
         for _ in range(len(self.catalogue.offers) + 1):
-            decision = decide(
-                self.catalogue, request, summary, self.scorer, exhausted_budgets=frozenset(exhausted)
-            )
+            decision = decide(self.catalogue, request, summary, scorer, exhausted_budgets=frozenset(exhausted))
             failed, reserved = await self._reserve(decision)
             if not failed:
                 return decision, reserved
@@ -184,9 +183,8 @@ class DecisionService:
             lock = self._locks[customer_id] = asyncio.Lock()
         return lock
 
-    def _stage_timer(self, channel: str) -> Callable[[str], None]:
+    def _stage_timer(self, channel: str, version: str) -> Callable[[str], None]:
         last = [time.perf_counter()]
-        version = self.scorer.version
 
         def lap(stage: str) -> None:
             now = time.perf_counter()

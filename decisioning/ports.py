@@ -149,3 +149,7 @@ class Scorer(Protocol):
     def score(self, customer: CustomerFeatures, context: Context, offers: Sequence[Offer]) -> np.ndarray:
         """Response probabilities, one per offer, in the order given."""
         ...
+
+    def for_customer(self, customer_id: str) -> Scorer:
+        """The scorer that decides for this customer (champion or challenger); its `version` is logged."""
+        ...

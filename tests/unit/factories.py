@@ -159,6 +159,9 @@ class FixedScorer:
     def score(self, customer: CustomerFeatures, context: Context, offers: Sequence[Offer]) -> np.ndarray:
         return np.array([self.propensities.get(o.id, self.default) for o in offers], dtype=float)
 
+    def for_customer(self, customer_id: str) -> FixedScorer:
+        return self
+
 
 def with_settings(cat: Catalogue, **changes: object) -> Catalogue:
     return catalogue(cat.offers, cat.policies, replace(cat.settings, **changes), cat.groups)  # type: ignore[arg-type]
