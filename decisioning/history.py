@@ -138,16 +138,27 @@ class HistoryView:
         channels: Iterable[str] | None = None,
     ) -> list[Happening]:
         """The happenings with one of `outcomes`, for the offer / group (None: any), in `channels`."""
-        wanted = frozenset(outcomes)
+        wanted = [self._by_outcome.get(o, ()) for o in outcomes]
+        found = [h for hs in wanted for h in hs]
+        if len(wanted) > 1:
+            found.sort(key=lambda h: h.at)  # each list is in time order; their union is not
+        if offer_id is None and group is None and channels is None:
+            return found
         chans = None if channels is None else frozenset(channels)
         return [
             h
-            for h in self.happenings
-            if h.outcome in wanted
-            and (offer_id is None or h.offer_id == offer_id)
+            for h in found
+            if (offer_id is None or h.offer_id == offer_id)
             and (group is None or h.group == group)
             and (chans is None or h.channel in chans)
         ]
+
+    @cached_property
+    def _by_outcome(self) -> dict[Outcome, list[Happening]]:
+        index: dict[Outcome, list[Happening]] = {}
+        for h in self.happenings:
+            index.setdefault(h.outcome, []).append(h)
+        return index
 
     def count(
         self,
