@@ -38,12 +38,14 @@ class Settings(BaseSettings):
     model_compiled: bool = True  # lleaves-compiled model when available
 
     history_batch_max: int = Field(500, ge=1)
-    history_batch_wait_ms: float = Field(1.0, ge=0)
+    # 0: no extra wait; batches still form from the writes that queue while a commit is in flight.
+    history_batch_wait_ms: float = Field(0.0, ge=0)
     history_mode: Literal["sync", "write_behind"] = "sync"
     # Embedded history durability: "full" fsyncs every group commit (survives a power loss); "normal"
     # survives a crash of the service but not of the machine, for a much lower latency on slow disks.
     sqlite_synchronous: Literal["full", "normal"] = "full"
 
+    gil_switch_interval_ms: float = Field(1.0, gt=0, le=100)
     max_offers_limit: int = Field(20, ge=1, le=200)
     max_body_bytes: int = Field(256 * 1024, ge=1024)
     log_level: str = "INFO"
