@@ -18,9 +18,10 @@ from app.service import DecisionService
 from app.settings import Settings, redact_url
 from decisioning.catalogue import Catalogue
 from decisioning.history import RETENTION_SECONDS, HistorySummary
-from decisioning.ports import BudgetCounter, CustomerCache, Scorer
+from decisioning.ports import BudgetCounter, CustomerCache, CustomerLock, Scorer
 from features.events import EventRules, load_event_rules
 from features.files import read_feature_file
+from features.locks import LocalCustomerLock, RedisCustomerLock
 from features.memory import InMemoryBudgetCounter, InMemoryCustomerCache
 from features.redis_budget import RedisBudgetCounter
 from features.redis_cache import RedisCustomerCache
@@ -39,7 +40,7 @@ async def build_service(settings: Settings, metrics: Metrics) -> DecisionService
     events = load_event_rules(settings.catalogue_dir, catalogue.features)
     scorer = load_scorer(settings)
     history = await open_history(settings)
-    cache, budgets = await open_cache(settings, catalogue, history)
+    cache, budgets, locks = await open_cache(settings, catalogue, history)
     log.info(
         "service ready",
         extra={
@@ -57,6 +58,7 @@ async def build_service(settings: Settings, metrics: Metrics) -> DecisionService
         history=history,
         budgets=budgets,
         events=events,
+        locks=locks,
         metrics=metrics,
         max_offers_limit=settings.max_offers_limit,
     )
@@ -86,18 +88,22 @@ async def open_history(settings: Settings) -> SqlHistory:
 
 async def open_cache(
     settings: Settings, catalogue: Catalogue, history: SqlHistory
-) -> tuple[CustomerCache, BudgetCounter]:
+) -> tuple[CustomerCache, BudgetCounter, CustomerLock]:
     if settings.redis_url is None:
         cache = InMemoryCustomerCache()
         customers = await load_features_file(settings, catalogue, cache)
         await warm_summaries(cache, history, customers)
-        return cache, InMemoryBudgetCounter()
+        return cache, InMemoryBudgetCounter(), LocalCustomerLock()
     # A bounded pool: under a spike, requests wait for a connection instead of opening hundreds.
     pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=64, timeout=5)
     client = Redis(connection_pool=pool)
     names = [f.name for f in catalogue.features]
     cache = RedisCustomerCache(client, feature_names=names, prefix=settings.redis_prefix)
-    return cache, RedisBudgetCounter(client, prefix=settings.redis_prefix)
+    return (
+        cache,
+        RedisBudgetCounter(client, prefix=settings.redis_prefix),
+        RedisCustomerLock(client, prefix=settings.redis_prefix),
+    )
 
 
 async def load_features_file(settings: Settings, catalogue: Catalogue, cache: CustomerCache) -> list[str]:

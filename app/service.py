@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
-from weakref import WeakValueDictionary
 from zoneinfo import ZoneInfo
 
 from app.errors import InvalidField, NotFound, Unavailable
@@ -24,11 +23,12 @@ from app.schemas import ContactIn, DecisionIn, EventIn, ResponseIn
 from decisioning.catalogue import BudgetPeriod, Catalogue, Offer
 from decisioning.engine import Decision, DecisionRequest, decide
 from decisioning.history import RETENTION_SECONDS, HistorySummary
-from decisioning.ports import BudgetCounter, ContactHistory, CustomerCache, Scorer
+from decisioning.ports import BudgetCounter, ContactHistory, CustomerCache, CustomerLock, Scorer
 from decisioning.quality import validate_features
 from decisioning.records import ContactRecord, HistoryEntry, ResponseRecord
 from decisioning.types import Context, Direction, Outcome
 from features.events import EventError, EventRules
+from features.locks import LocalCustomerLock, LockTimeout
 
 log = logging.getLogger("nbo.service")
 
@@ -45,6 +45,7 @@ class DecisionService:
         history: ContactHistory,
         budgets: BudgetCounter,
         events: EventRules,
+        locks: CustomerLock | None = None,
         metrics: Metrics | None = None,
         max_offers_limit: int = 20,
         clock: Callable[[], float] = time.time,
@@ -58,7 +59,7 @@ class DecisionService:
         self.metrics = metrics or Metrics()
         self.max_offers_limit = max_offers_limit
         self.clock = clock
-        self._locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
+        self.locks = locks or LocalCustomerLock()
         self._exhausted: set[str] = set()  # budget keys known to be used up in their period
         self._budgeted = [o for o in catalogue.offers if o.budget is not None]
 
@@ -70,10 +71,14 @@ class DecisionService:
         if body.request_id and (earlier := await self.history.find_decision(body.request_id)):
             raise InvalidField("request_id", f"request already decided as {earlier}", body.request_id)
         start = time.perf_counter()
-        # One customer's decisions are serialised in this replica, so two concurrent requests cannot both
-        # slip under a cap: the second one reads the first one's presentations.
-        async with self._lock(body.customer_id):
-            decision = await self._decide_locked(body)
+        # One customer's decisions are serialised (across replicas with Redis), so two concurrent requests
+        # cannot both slip under a cap: the second one reads the first one's presentations.
+        try:
+            async with self.locks.hold(body.customer_id):
+                decision = await self._decide_locked(body)
+        except LockTimeout as err:
+            self.metrics.errors.labels("customer_lock").inc()
+            raise Unavailable("too many concurrent decisions for this customer; retry") from err
         self._observe(decision, time.perf_counter() - start)
         return decision
 
@@ -82,9 +87,7 @@ class DecisionService:
         scorer = self.scorer.for_customer(body.customer_id)  # champion or challenger, by a stable hash
         channel, timer = body.channel, self._stage_timer(body.channel, scorer.version)
         snapshot = await self.cache.load(body.customer_id)
-        summary = (
-            snapshot.summary if snapshot.summary is not None else await self._rebuild(body.customer_id, now)
-        )
+        summary = snapshot.summary if snapshot.summary is not None else await self._rebuild(body.customer_id, now)
         customer = validate_features(self.catalogue.features, body.customer_id, snapshot, now)
         timer("load")
         context = _context(body, now)
@@ -150,9 +153,7 @@ class DecisionService:
             # Not recorded means not delivered: give the budget back and let the caller retry.
             await self._release(reserved)
             self.metrics.errors.labels("history_write").inc()
-            log.error(
-                "decision not recorded", extra={"decision_id": decision.decision_id, "error": repr(err)}
-            )
+            log.error("decision not recorded", extra={"decision_id": decision.decision_id, "error": repr(err)})
             raise Unavailable("the contact history is unavailable; the decision was not made") from err
         await self._append(decision.customer_id, record.events(), decision.context.now)
 
@@ -173,15 +174,7 @@ class DecisionService:
             known = ", ".join(self.catalogue.channels)
             raise InvalidField("channel", f"unknown channel '{body.channel}'; one of: {known}", body.channel)
         if body.max_offers > self.max_offers_limit:
-            raise InvalidField(
-                "max_offers", f"at most {self.max_offers_limit} offers per decision", body.max_offers
-            )
-
-    def _lock(self, customer_id: str) -> asyncio.Lock:
-        lock = self._locks.get(customer_id)
-        if lock is None:
-            lock = self._locks[customer_id] = asyncio.Lock()
-        return lock
+            raise InvalidField("max_offers", f"at most {self.max_offers_limit} offers per decision", body.max_offers)
 
     def _stage_timer(self, channel: str, version: str) -> Callable[[str], None]:
         last = [time.perf_counter()]
@@ -269,9 +262,7 @@ class DecisionService:
         added = await self.history.record_contacts(records)
         for customer_id in dict.fromkeys(r.customer_id for r in records):
             if added == len(records):
-                await self._append(
-                    customer_id, [r.event() for r in records if r.customer_id == customer_id], now
-                )
+                await self._append(customer_id, [r.event() for r in records if r.customer_id == customer_id], now)
             else:  # some were duplicates: rebuild rather than count a send twice
                 await self._rebuild(customer_id, now)
         return added

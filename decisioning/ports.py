@@ -7,6 +7,7 @@ production. The core itself only ever receives the data these return.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
@@ -135,6 +136,16 @@ class BudgetCounter(Protocol):
         ...
 
     async def used(self, key: str) -> int: ...
+
+
+class CustomerLock(Protocol):
+    """Serialises one customer's decisions (within a replica, or across all of them).
+
+    >>> async with locks.hold("c-000042"):  # doctest: +SKIP
+    ...     ...  # load, decide, record, update the summary
+    """
+
+    def hold(self, customer_id: str) -> AbstractAsyncContextManager[None]: ...
 
 
 class Scorer(Protocol):

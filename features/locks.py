@@ -1,0 +1,89 @@
+"""Per-customer locks: one customer's decisions are made one at a time, so that two concurrent requests
+cannot both slip under a contact-policy cap (DESIGN.md: a presentation counts from the moment the decision
+is made). The lock covers load -> decide -> record -> summary update.
+
+`LocalCustomerLock` serialises within one process (the embedded mode has one). `RedisCustomerLock` also
+serialises across replicas: a `SET NX PX` key per customer, released only by its holder (compare and
+delete); it expires by itself if a replica dies holding it. A process first takes its local lock, so that
+its own concurrent requests queue in memory instead of polling Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from weakref import WeakValueDictionary
+
+from redis.asyncio import Redis
+
+# KEYS[1] lock key; ARGV[1] the holder's token. Deletes the key only if this holder still has it.
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class LockTimeout(RuntimeError):
+    """The customer's lock stayed taken longer than the caller is willing to wait."""
+
+
+class LocalCustomerLock:
+    """One asyncio.Lock per customer, forgotten when nobody holds or waits for it.
+
+    >>> async with LocalCustomerLock().hold("c-000042"):  # doctest: +SKIP
+    ...     ...
+    """
+
+    def __init__(self) -> None:
+        self._locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
+
+    @asynccontextmanager
+    async def hold(self, customer_id: str) -> AsyncIterator[None]:
+        lock = self._locks.get(customer_id)
+        if lock is None:
+            lock = self._locks[customer_id] = asyncio.Lock()
+        async with lock:
+            yield
+
+
+class RedisCustomerLock:
+    """A per-customer lock shared by every replica through Redis.
+
+    `ttl_ms` bounds how long a crashed holder blocks the customer; `wait_ms` how long a request waits.
+
+    >>> locks = RedisCustomerLock(Redis(), prefix="nbo")  # doctest: +SKIP
+    >>> async with locks.hold("c-000042"):                # doctest: +SKIP
+    ...     ...
+    """
+
+    def __init__(self, client: Redis, *, prefix: str = "nbo", ttl_ms: int = 2_000, wait_ms: int = 1_000) -> None:
+        self.client = client
+        self.prefix = f"{prefix}:lock:"
+        self.ttl_ms = ttl_ms
+        self.wait_ms = wait_ms
+        self._local = LocalCustomerLock()
+        self._release = client.register_script(RELEASE)
+
+    def key(self, customer_id: str) -> str:
+        return f"{self.prefix}{{{customer_id}}}"
+
+    @asynccontextmanager
+    async def hold(self, customer_id: str) -> AsyncIterator[None]:
+        async with self._local.hold(customer_id):
+            key, token = self.key(customer_id), secrets.token_hex(8)
+            await self._acquire(key, token)
+            try:
+                yield
+            finally:
+                await self._release(keys=[key], args=[token])
+
+    async def _acquire(self, key: str, token: str) -> None:
+        delay, waited = 0.0005, 0.0
+        while not await self.client.set(key, token, nx=True, px=self.ttl_ms):
+            if waited * 1000 >= self.wait_ms:
+                raise LockTimeout(f"customer lock {key} held for more than {self.wait_ms} ms")
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.02)
