@@ -109,9 +109,8 @@ def arbitrate(
         pick, probability = chooser.choose(feasible)
         slots.take(pick)
         selected.append(Selection(pick, len(selected) + 1, probability))
-    return ArbitrationResult(
-        tuple(selected), _passed_over(ordered, chooser.taken, slots, max_offers), chooser.mode
-    )
+    passed_over = _passed_over(ordered, chooser.taken, slots, max_offers) if explain else {}
+    return ArbitrationResult(tuple(selected), passed_over, chooser.mode)
 
 
 class _Slots:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -91,6 +91,7 @@ class HistoryView:
         self.summary = summary
         self.now = now
         self._window = response_window.get if isinstance(response_window, Mapping) else response_window
+        self._memo: dict[tuple[frozenset[Outcome], frozenset[str] | None], tuple[Happening, ...]] = {}
 
     @cached_property
     def happenings(self) -> tuple[Happening, ...]:
@@ -136,22 +137,27 @@ class HistoryView:
         offer_id: str | None = None,
         group: str | None = None,
         channels: Iterable[str] | None = None,
-    ) -> list[Happening]:
+    ) -> Sequence[Happening]:
         """The happenings with one of `outcomes`, for the offer / group (None: any), in `channels`."""
-        wanted = [self._by_outcome.get(o, ()) for o in outcomes]
-        found = [h for hs in wanted for h in hs]
-        if len(wanted) > 1:
-            found.sort(key=lambda h: h.at)  # each list is in time order; their union is not
-        if offer_id is None and group is None and channels is None:
-            return found
         chans = None if channels is None else frozenset(channels)
+        found = self._matching(frozenset(outcomes), chans)
+        if offer_id is None and group is None:
+            return found
         return [
-            h
-            for h in found
-            if (offer_id is None or h.offer_id == offer_id)
-            and (group is None or h.group == group)
-            and (chans is None or h.channel in chans)
+            h for h in found if (offer_id is None or h.offer_id == offer_id) and (group is None or h.group == group)
         ]
+
+    def _matching(self, outcomes: frozenset[Outcome], channels: frozenset[str] | None) -> tuple[Happening, ...]:
+        # Contact policies ask the same (outcomes, channels) questions many times per decision.
+        key = (outcomes, channels)
+        found = self._memo.get(key)
+        if found is None:
+            wanted = [self._by_outcome.get(o, ()) for o in outcomes]
+            found = [h for hs in wanted for h in hs if channels is None or h.channel in channels]
+            if len(wanted) > 1:
+                found.sort(key=lambda h: h.at)  # each list is in time order; their union is not
+            found = self._memo[key] = tuple(found)
+        return found
 
     @cached_property
     def _by_outcome(self) -> dict[Outcome, list[Happening]]:
