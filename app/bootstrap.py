@@ -27,6 +27,7 @@ from features.redis_budget import RedisBudgetCounter
 from features.redis_cache import RedisCustomerCache
 from history.migrate import upgrade
 from history.sql import SqlHistory
+from history.stream import StreamHistory
 from models.prior import PriorScorer
 from models.registry import ModelNotFound, ModelRegistry
 from policies.loader import load_catalogue
@@ -39,8 +40,9 @@ async def build_service(settings: Settings, metrics: Metrics) -> DecisionService
     catalogue = load_catalogue(settings.catalogue_dir)
     events = load_event_rules(settings.catalogue_dir, catalogue.features)
     scorer = load_scorer(settings)
-    history = await open_history(settings)
-    cache, budgets, locks = await open_cache(settings, catalogue, history)
+    sql = await open_history(settings)
+    cache, budgets, locks = await open_cache(settings, catalogue, sql)
+    history = await write_behind(settings, cache, sql) if settings.history_mode == "write_behind" else sql
     log.info(
         "service ready",
         extra={
@@ -62,6 +64,15 @@ async def build_service(settings: Settings, metrics: Metrics) -> DecisionService
         metrics=metrics,
         max_offers_limit=settings.max_offers_limit,
     )
+
+
+async def write_behind(settings: Settings, cache: CustomerCache, sql: SqlHistory) -> StreamHistory:
+    """Acknowledge decisions once they are in a Redis Stream; `nbo history drain` moves them to SQL."""
+    if not isinstance(cache, RedisCustomerCache):
+        raise ValueError("NBO_HISTORY_MODE=write_behind needs NBO_REDIS_URL")
+    stream = StreamHistory(cache.client, sql, stream=f"{settings.redis_prefix}:history")
+    await stream.start()
+    return stream
 
 
 def load_scorer(settings: Settings) -> Scorer:

@@ -19,7 +19,9 @@ catalogue_cli = typer.Typer(help="The offer catalogue.", no_args_is_help=True)
 db_cli = typer.Typer(help="The contact history database.", no_args_is_help=True)
 cli.add_typer(features_cli, name="features")
 cli.add_typer(catalogue_cli, name="catalogue")
+history_cli = typer.Typer(help="The write-behind history stream.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
+cli.add_typer(history_cli, name="history")
 
 
 @cli.command()
@@ -87,9 +89,7 @@ def features_load(
 
 @catalogue_cli.command("validate")
 def catalogue_validate(
-    directory: Annotated[
-        Path | None, typer.Argument(help="Catalogue directory (default NBO_CATALOGUE_DIR)")
-    ] = None,
+    directory: Annotated[Path | None, typer.Argument(help="Catalogue directory (default NBO_CATALOGUE_DIR)")] = None,
 ) -> None:
     """Check a catalogue; every problem is listed with its file, offer, rule and position."""
     from policies.loader import catalogue_version, validate_catalogue
@@ -101,6 +101,17 @@ def catalogue_validate(
     if problems:
         raise typer.Exit(code=1)
     typer.echo(f"{directory}: valid (version {catalogue_version(directory)})")
+
+
+@history_cli.command("drain")
+def history_drain(batch: Annotated[int, typer.Option(help="Stream entries per SQL transaction")] = 500) -> None:
+    """Move write-behind decisions from the Redis Stream into the SQL history (run one or more)."""
+    from history.drain import main as drain
+
+    settings = Settings()
+    if settings.redis_url is None:
+        raise typer.BadParameter("the drain needs NBO_REDIS_URL")
+    asyncio.run(drain(settings.database_url, settings.redis_url, f"{settings.redis_prefix}:history", batch=batch))
 
 
 @db_cli.command("upgrade")

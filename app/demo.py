@@ -51,8 +51,12 @@ async def build_demo(settings: Settings, *, customers: int, days: int, seed: int
     meta = train_demo_model(simulated, catalogue, registry, name=settings.model_name)
     registry.scorer(settings.model_name, compiled=settings.model_compiled)  # compile once, cached beside the model
     summary = {
-        "catalogue_version": catalogue.version, "model_version": meta.version, "customers": len(rows),
-        "decisions": len(simulated.decisions), "sends": len(simulated.sends), "responses": len(simulated.responses),
+        "catalogue_version": catalogue.version,
+        "model_version": meta.version,
+        "customers": len(rows),
+        "decisions": len(simulated.decisions),
+        "sends": len(simulated.sends),
+        "responses": len(simulated.responses),
         "holdout_auc": meta.metrics.get("holdout", {}).get("auc"),
     }
     marker(settings).write_text(json.dumps(summary, indent=2))

@@ -23,9 +23,7 @@ class InvalidField(ApiError):
     kind = "validation"
 
     def __init__(self, field: str, message: str, value: Any = None) -> None:
-        super().__init__(
-            [{"loc": ["body", *field.split(".")], "msg": message, "type": "value_error", "input": value}]
-        )
+        super().__init__([{"loc": ["body", *field.split(".")], "msg": message, "type": "value_error", "input": value}])
 
 
 class NotFound(ApiError):

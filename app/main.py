@@ -10,14 +10,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 
 from app.errors import ApiError
 from app.metrics import Metrics, MetricsMiddleware
 from app.routes import router
 from app.service import DecisionService
 from app.settings import Settings
+from history.writer import HistoryWriteError
 
 log = logging.getLogger("nbo.app")
+STORE_FAILURES: tuple[type[Exception], ...] = (HistoryWriteError, DBAPIError, RedisError, OSError)
 
 ServiceFactory = Callable[[Settings, Metrics], Awaitable[DecisionService]]
 
@@ -72,17 +76,22 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         _count(request, exc.kind)
-        return JSONResponse(
-            {"error": exc.kind, "detail": _without_input(exc.detail)}, status_code=exc.status
-        )
+        return JSONResponse({"error": exc.kind, "detail": _without_input(exc.detail)}, status_code=exc.status)
+
+    for failure in STORE_FAILURES:
+
+        @app.exception_handler(failure)
+        async def store_down(request: Request, exc: Exception) -> JSONResponse:
+            # A store is down or refused the write: nothing was acknowledged, the caller may retry.
+            _count(request, "store_unavailable")
+            log.error("store unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
+            return JSONResponse({"error": "unavailable", "detail": "a store is unavailable; retry"}, status_code=503)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         _count(request, "internal")
         log.exception("unhandled error", extra={"path": request.url.path})
-        return JSONResponse(
-            {"error": "internal", "detail": "unexpected error; it was logged"}, status_code=500
-        )
+        return JSONResponse({"error": "internal", "detail": "unexpected error; it was logged"}, status_code=500)
 
 
 def _without_input(detail: Any) -> Any:

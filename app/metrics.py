@@ -40,15 +40,11 @@ class Metrics:
             registry=r,
         )
         self.decisions = Counter("nbo_decisions_total", "Decisions made", ["channel", "outcome"], registry=r)
-        self.presented = Counter(
-            "nbo_offers_presented_total", "Offers presented", ["offer", "channel"], registry=r
-        )
+        self.presented = Counter("nbo_offers_presented_total", "Offers presented", ["offer", "channel"], registry=r)
         self.suppressions = Counter(
             "nbo_suppressions_total", "Offers suppressed by a contact policy", ["policy"], registry=r
         )
-        self.responses = Counter(
-            "nbo_responses_total", "Responses recorded", ["outcome", "channel"], registry=r
-        )
+        self.responses = Counter("nbo_responses_total", "Responses recorded", ["outcome", "channel"], registry=r)
         self.events = Counter("nbo_events_total", "Customer events applied", ["type"], registry=r)
         self.errors = Counter("nbo_errors_total", "Errors by kind", ["kind"], registry=r)
         self.defaulted = Counter(

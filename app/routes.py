@@ -164,7 +164,5 @@ def _offer_out(o: Offer, now: float) -> CatalogueOfferOut:
         value=o.value.text,
         lever=o.lever,
         budget=None if o.budget is None else {"limit": o.budget.limit, "period": o.budget.period.value},
-        rules=[
-            {"class": r.rule_class.value, "name": r.name, "owner": r.owner, "text": r.text} for r in o.rules
-        ],
+        rules=[{"class": r.rule_class.value, "name": r.name, "owner": r.owner, "text": r.text} for r in o.rules],
     )

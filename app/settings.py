@@ -53,9 +53,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_real_stores(self) -> Settings:
-        if self.environment == "production" and (
-            self.redis_url is None or self.database_url.startswith("sqlite")
-        ):
+        if self.environment == "production" and (self.redis_url is None or self.database_url.startswith("sqlite")):
             raise ValueError("production needs NBO_REDIS_URL and a PostgreSQL NBO_DATABASE_URL")
         return self
 

@@ -153,3 +153,12 @@ async def test_offers_health_readiness_and_metrics(client):
     text = (await client.get("/metrics")).text
     assert 'nbo_decisions_total{channel="web"' in text
     assert 'route="/v1/decisions"' in text and "c-adult" not in text
+
+
+async def test_a_history_that_cannot_record_gets_503_and_nothing_is_acknowledged(start):
+    app, client = await start()
+    await app.state.service.history.close()  # the database is gone
+    response = await client.post("/v1/decisions", json=WEB)
+    assert response.status_code == 503 and response.json()["error"] == "unavailable"
+    answer = {"customer_id": "c-adult", "offer_id": "card_gold", "channel": "web", "outcome": "clicked"}
+    assert (await client.post("/v1/responses", json=answer)).status_code == 503
