@@ -25,6 +25,7 @@ import shutil
 import tempfile
 import time
 import urllib.request
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -196,26 +197,48 @@ def serve_and_measure(args: argparse.Namespace, env: dict[str, str]) -> None:
     with bench_http.spawned_server(args.port, args.workers):
         print(f"server: {args.workers} workers on {args.url}; {os.cpu_count()} CPUs shared with the client, "
               "Redis and PostgreSQL")  # fmt: skip
-        asyncio.run(bench_http.run(args))
-        print(f"stages (one worker's /metrics, mean ms per decision): {stage_means(args.url)}")
+        asyncio.run(measure(args))
     print(f"history: {asyncio.run(stored_decisions(args.database))} decisions stored in PostgreSQL")
 
 
-def stage_means(url: str) -> str:
-    """Mean time of each decision stage (load, decide, record) from the service's own histograms."""
+async def measure(args: argparse.Namespace) -> None:
+    """bench_http's runs; with one worker, each is followed by the mean time of each decision stage during
+    it (with several, /metrics answers from whichever worker takes the connection)."""
+    url = f"{args.url}/v1/decisions"
+    await bench_http.open_loop(url, min(args.rate, 100), 3, args.customers)  # warm-up
+    runs = [partial(bench_http.open_loop, url, rate, args.duration, args.customers) for rate in args.rate_list]
+    if args.saturate:
+        runs.append(partial(bench_http.saturate, url, args.concurrency, args.duration, args.customers))
+    for run in runs:
+        before = await asyncio.to_thread(stage_totals, args.url)
+        bench_http.report(await run())
+        if args.workers == 1:
+            after = await asyncio.to_thread(stage_totals, args.url)
+            print(f"{'':<32} stages, mean ms: {stage_means(before, after)}")
+
+
+def stage_totals(url: str) -> dict[str, tuple[float, float]]:
+    """Seconds spent in each decision stage (load, decide, record) and decisions, from /metrics."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
         text = response.read().decode()
-    sums: dict[str, float] = {}
-    counts: dict[str, float] = {}
+    totals: dict[str, tuple[float, float]] = {}
     for family in text_string_to_metric_families(text):
-        if family.name != "nbo_decision_stage_seconds":
-            continue
-        for sample in family.samples:
-            totals = {"_sum": sums, "_count": counts}.get(sample.name.removeprefix(family.name))
-            if totals is not None:
-                stage = sample.labels["stage"]
-                totals[stage] = totals.get(stage, 0.0) + sample.value
-    return ", ".join(f"{stage} {1000 * sums[stage] / counts[stage]:.2f}" for stage in sums if counts.get(stage))
+        for sample in family.samples if family.name == "nbo_decision_stage_seconds" else ():
+            seconds, count = totals.get(sample.labels["stage"], (0.0, 0.0))
+            if sample.name.endswith("_sum"):
+                totals[sample.labels["stage"]] = (seconds + sample.value, count)
+            elif sample.name.endswith("_count"):
+                totals[sample.labels["stage"]] = (seconds, count + sample.value)
+    return totals
+
+
+def stage_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]) -> str:
+    means = []
+    for stage, (seconds, count) in after.items():
+        seconds0, count0 = before.get(stage, (0.0, 0.0))
+        if count > count0:
+            means.append(f"{stage} {1000 * (seconds - seconds0) / (count - count0):.2f}")
+    return ", ".join(means)
 
 
 def parse_args() -> argparse.Namespace:
