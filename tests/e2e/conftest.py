@@ -5,7 +5,8 @@ Each test gets a `stack`: the session's PostgreSQL database (created from `test`
 deleted afterwards), the catalogue of tests/fixtures/stack_catalogue and an empty model registry (offers are
 scored by their catalogue priors, so every decision is deterministic). `serve(workers=...)` starts
 `nbo serve` on that stack as a subprocess in its own process group and waits until every worker is ready;
-a test may SIGKILL it and start it again on the same stores.
+a test may SIGKILL it and start it again on the same stores. `drain()` starts `nbo history drain`, which
+moves write-behind decisions (NBO_HISTORY_MODE=write_behind) from the Redis stream into PostgreSQL.
 
 PostgreSQL is expected at 127.0.0.1:5432 (user postgres, trust auth; NBO_TEST_PG_SERVER overrides) and Redis
 at 127.0.0.1:6379 (NBO_TEST_REDIS_URL overrides). When either is unreachable the tests fail, never skip.
@@ -315,3 +316,24 @@ def serve(stack: Stack, tmp_path: Path) -> Iterator[Callable[..., ServiceProcess
     yield _serve
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def drain(stack: Stack, tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
+    """Start `nbo history drain` on the test's stack; every drainer started is stopped (SIGTERM) at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def _drain() -> subprocess.Popen[bytes]:
+        with (tmp_path / f"drain-{len(started)}.log").open("ab") as log:
+            command = [sys.executable, "-m", "app.cli", "history", "drain"]
+            proc = subprocess.Popen(
+                command, cwd=ROOT, env=stack.environ(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        started.append(proc)
+        return proc
+
+    yield _drain
+    for proc in started:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
