@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -40,9 +39,6 @@ def serve(
     # LightGBM/OpenMP threads busy-wait between calls; a server process scores on one thread.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
-    # The history writer runs on a thread: a short GIL switch interval lets it commit within ~1 ms of being
-    # woken instead of waiting up to 5 ms (the default) for the busy event loop to yield the GIL.
-    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
     uvicorn.run(
         "app.asgi:app",
         host=host or settings.host,

@@ -68,8 +68,6 @@ class DecisionService:
     async def decide(self, body: DecisionIn) -> Decision:
         """Decide for one contact, record the decision durably, then return it."""
         self._check_decision(body)
-        if body.request_id and (earlier := await self.history.find_decision(body.request_id)):
-            raise InvalidField("request_id", f"request already decided as {earlier}", body.request_id)
         start = time.perf_counter()
         # One customer's decisions are serialised (across replicas with Redis), so two concurrent requests
         # cannot both slip under a cap: the second one reads the first one's presentations.
@@ -83,6 +81,9 @@ class DecisionService:
         return decision
 
     async def _decide_locked(self, body: DecisionIn) -> Decision:
+        # Checked under the customer's lock: a retry racing its first attempt waits for it, then sees it.
+        if body.request_id and (earlier := await self.history.find_decision(body.request_id)):
+            raise InvalidField("request_id", f"request already decided as {earlier}", body.request_id)
         now = self.clock()
         scorer = self.scorer.for_customer(body.customer_id)  # champion or challenger, by a stable hash
         channel, timer = body.channel, self._stage_timer(body.channel, scorer.version)

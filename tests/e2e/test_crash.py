@@ -187,12 +187,6 @@ async def check_history(stack: Stack, ledger: Ledger) -> None:
     assert set(offers_of) <= set(by_request.values()), "contact rows of no stored decision"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect in app/service.py with history/batch.py (sync) and history/stream.py (write-behind), see the "
-    "stack tests' report: concurrent requests with one request_id are all answered 200, but only the first "
-    "decision is stored; the others keep their budget units and summary events",
-)
 @pytest.mark.parametrize("history_mode", ["sync", "write_behind"])
 async def test_concurrent_retries_of_one_request_acknowledge_only_what_is_recorded(
     stack: Stack,

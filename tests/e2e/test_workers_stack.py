@@ -14,11 +14,6 @@ from tests.e2e.conftest import ServiceProcess
 pytestmark = pytest.mark.services  # real Redis and PostgreSQL, never skipped
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect in app/cli.py (see the stack tests' report): logging is configured in the supervisor only; "
-    "uvicorn's spawned workers run with log_config=None and log nothing",
-)
 def test_every_worker_logs_that_it_is_ready(serve: Callable[..., ServiceProcess]) -> None:
     server = serve(workers=2)
     lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
