@@ -13,7 +13,7 @@ Then bench_http's open loop at each of --rates decisions/s, and its saturation r
 Redis and PostgreSQL share the machine: on 2 cores the client's own CPU is part of what is measured.
 
     .venv/bin/python -m loadtests.bench_stack                             # 100k customers, 100 offers, 2 workers
-    .venv/bin/python -m loadtests.bench_stack --rates 100,200,400 --duration 20 --concurrency 32
+    .venv/bin/python -m loadtests.bench_stack --workers 1 --rates 100,200 --duration 20 --concurrency 32
 """
 
 from __future__ import annotations
@@ -247,7 +247,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--offers", type=int, default=100)
     parser.add_argument("--trees", type=int, default=200)
     parser.add_argument("--cold", action="store_true", help="no seeded summaries: first decisions rebuild them")
-    parser.add_argument("--rates", default="100,200,400", help="comma-separated fixed rates (decisions/s)")
+    parser.add_argument("--rates", default="100,200,300", help="comma-separated fixed rates (decisions/s)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per run")
     parser.add_argument("--saturate", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--concurrency", type=int, default=32, help="connections of the saturation run")
