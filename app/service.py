@@ -148,15 +148,30 @@ class DecisionService:
 
     async def _record(self, decision: Decision, reserved: list[str], request_id: str | None) -> None:
         record = decision.to_record(request_id)
+        customer_id, now = decision.customer_id, decision.context.now
+        # The summary first: a crash before the commit leaves it one presentation too many (a cap then errs
+        # towards not contacting), where a crash after the commit would leave it one too few for good.
+        await self._append(customer_id, record.events(), now)
         try:
-            await self.history.record_decision(record)
+            stored = await self.history.record_decision(record)
         except Exception as err:
             # Not recorded means not delivered: give the budget back and let the caller retry.
-            await self._release(reserved)
+            await self._undo(customer_id, reserved, now)
             self.metrics.errors.labels("history_write").inc()
             log.error("decision not recorded", extra={"decision_id": decision.decision_id, "error": repr(err)})
             raise Unavailable("the contact history is unavailable; the decision was not made") from err
-        await self._append(decision.customer_id, record.events(), decision.context.now)
+        if not stored:  # another attempt of this request was stored first (its lock lease ran out): not made
+            await self._undo(customer_id, reserved, now)
+            earlier = await self.history.find_decision(request_id) if request_id else None
+            raise InvalidField("request_id", f"request already decided as {earlier}", request_id)
+
+    async def _undo(self, customer_id: str, reserved: list[str], now: float) -> None:
+        """Give back the budget units and take the unmade decision out of the summary."""
+        await self._release(reserved)
+        try:
+            await self._rebuild(customer_id, now)
+        except Exception as err:  # the history is down: the summary keeps a presentation too many
+            log.warning("summary not rebuilt", extra={"error": repr(err)})
 
     async def _append(self, customer_id: str, events: list, now: float) -> None:
         try:

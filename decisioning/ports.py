@@ -85,8 +85,9 @@ class ContactHistory(Protocol):
     >>> summary = await history.summary("c-000042", since=now - 400 * DAY)  # doctest: +SKIP
     """
 
-    async def record_decision(self, decision: DecisionRecord) -> None:
-        """Durably store the decision and its presented offers (returns after commit)."""
+    async def record_decision(self, decision: DecisionRecord) -> bool:
+        """Durably store the decision and its presented offers (returns after commit); False when its
+        `request_id` (or `decision_id`) was stored already, by another attempt of the same request."""
         ...
 
     async def record_contacts(self, contacts: Sequence[ContactRecord]) -> int:

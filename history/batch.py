@@ -33,14 +33,14 @@ Plan = Generator[tuple[sa.Table, Rows], Keys, list[Any]]
 def batch_plan(jobs: Sequence[Job]) -> Plan:
     """Yield (table, rows) to insert, in order; receive the keys inserted; return one result per job.
 
-    A decision's result is None, a contacts job's is the number of rows it added, a response's is whether
-    it was new.
+    A decision's result is whether it was stored, a contacts job's is the number of rows it added, a
+    response's is whether it was new.
     """
     new_decisions = yield decisions, [job.payload[0] for job in jobs if job.kind == DECISION]
     decision_ids = {key[0] for key in new_decisions}
     new_contacts = yield contacts, [row for job in jobs for row in _contact_rows(job, decision_ids)]
     new_responses = yield responses, [job.payload for job in jobs if job.kind == RESPONSE]
-    return [_result(job, new_contacts, new_responses) for job in jobs]
+    return [_result(job, decision_ids, new_contacts, new_responses) for job in jobs]
 
 
 async def run_plan(plan: Plan, insert: Callable[[sa.Table, Rows], Awaitable[Keys]]) -> list[Any]:
@@ -71,7 +71,9 @@ def _contact_rows(job: Job, new_decisions: set[str]) -> Rows:
     return []
 
 
-def _result(job: Job, new_contacts: Keys, new_responses: Keys) -> Any:
+def _result(job: Job, new_decisions: set[str], new_contacts: Keys, new_responses: Keys) -> Any:
+    if job.kind == DECISION:
+        return job.payload[0]["decision_id"] in new_decisions
     if job.kind == CONTACTS:
         return _claim(new_contacts, [(row["contact_id"], row["offer_id"]) for row in job.payload])
     if job.kind == RESPONSE:

@@ -103,13 +103,13 @@ class SqlHistory:
 
     # --- writes -------------------------------------------------------------------------------------
 
-    async def record_decision(self, decision: DecisionRecord) -> None:
+    async def record_decision(self, decision: DecisionRecord) -> bool:
         """Durably store the decision and its presented offers; returns after the commit.
 
-        A decision whose `request_id` (or `decision_id`) is already stored is not stored again.
+        A decision whose `request_id` (or `decision_id`) is already stored is not stored again: False.
         """
         payload = (rows.decision_row(decision), [rows.contact_row(c) for c in decision.contacts])
-        await self._submit(DECISION, payload)
+        return await self._submit(DECISION, payload)
 
     async def record_contacts(self, contacts: Sequence[ContactRecord]) -> int:
         """Store outbound sends; those whose (contact_id, offer_id) exists are skipped. Returns rows added."""

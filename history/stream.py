@@ -177,13 +177,13 @@ class StreamHistory:
 
     # --- writes -------------------------------------------------------------------------------------
 
-    async def record_decision(self, decision: DecisionRecord) -> None:
-        """Append the decision; returns once Redis has it. A known `request_id` is kept by the drain's
-        SQL insert exactly as in sync mode (the first decision stored wins)."""
+    async def record_decision(self, decision: DecisionRecord) -> bool:
+        """Append the decision; returns once Redis has it. False (and nothing appended) when another
+        decision holds its `request_id` already: the first attempt of a request wins, as in sync mode."""
         marker = None
         if decision.request_id is not None:
-            marker = (self._request_key(decision.request_id), decision.decision_id.encode(), "keep")
-        await self._write(DECISION, [_payload(decision)], marker)
+            marker = (self._request_key(decision.request_id), decision.decision_id.encode(), "refuse")
+        return await self._write(DECISION, [_payload(decision)], marker) is not None
 
     async def record_contacts(self, contacts_: Sequence[ContactRecord]) -> int:
         """Append outbound sends not already stored; returns how many rows were accepted."""
