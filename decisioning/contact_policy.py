@@ -36,6 +36,8 @@ from decisioning.history import Happening, HistoryView
 from decisioning.rules import RuleEnv, RuleError
 from decisioning.types import DAY, Outcome
 
+ALL = "*"  # the one scope of a policy at the level of all marketing offers
+
 
 @dataclass(frozen=True, slots=True)
 class Suppression:
@@ -94,13 +96,14 @@ def evaluate_policies(
     suppressed: dict[str, Suppression] = {}
     headroom: list[Headroom] = []
     errors: list[str] = []
+    marketing = [o for o in offers if o.marketing]
     for policy in policies:
         if not _applies(policy, env, errors):
             continue
         by_scope = _times_by_scope(policy, view, service_offers)
         if not by_scope and not _limits_this_decision(policy):
             continue  # nothing counted yet: nothing to suppress, no cap to share out
-        targets = [o for o in offers if _covers(policy, o)]
+        targets = _targets(policy, offers) if policy.offers or policy.groups else marketing
         if targets:
             _apply(policy, targets, by_scope, view.now, timezone, suppressed, headroom)
     return PolicyOutcome(suppressed, tuple(headroom), tuple(errors))
@@ -119,10 +122,9 @@ def _applies(policy: ContactPolicy, env: RuleEnv, errors: list[str]) -> bool:
         return True
 
 
-def _covers(policy: ContactPolicy, offer: Offer) -> bool:
-    if policy.offers or policy.groups:
-        return offer.id in policy.offers or offer.group in policy.groups
-    return offer.marketing
+def _targets(policy: ContactPolicy, offers: Sequence[Offer]) -> list[Offer]:
+    """The offers a policy restricted to some offers or groups covers."""
+    return [o for o in offers if o.id in policy.offers or o.group in policy.groups]
 
 
 def _limits_this_decision(policy: ContactPolicy) -> bool:
@@ -138,69 +140,68 @@ def _apply(
     suppressed: dict[str, Suppression],
     headroom: list[Headroom],
 ) -> None:
+    start = window_start(policy.window, now, timezone)  # the same for every scope of the policy
     for scope, members in _scopes(policy.level, targets, by_scope).items():
-        times = by_scope.get(scope, [])
-        count, until = _check(policy, times, now, timezone)
+        times = by_scope.get(scope, ())
+        now_count = sum(1 for t in times if start <= t <= now)
+        if policy.suppress_days is None:
+            count, until = now_count, None
+        else:
+            count, until = _latest_trigger(policy, times, now, timezone)
         if count >= policy.threshold and (until is None or until > now):
             _suppress(policy, scope, count, until, members, targets, suppressed)
         elif _limits_this_decision(policy):
-            start = window_start(policy.window, now, timezone)
-            now_count = sum(1 for t in times if start <= t <= now)
             headroom.append(Headroom(policy.id, frozenset(o.id for o in members), policy.threshold - now_count))
 
 
 def _scopes(level: Level, targets: list[Offer], by_scope: dict[str, list[float]]) -> dict[str, list[Offer]]:
     """The scopes to check: at offer level only offers with counted events (the rest count 0)."""
     if level is Level.OFFER:
-        return {key: [o] for o in targets if (key := f"offer:{o.id}") in by_scope}
+        return {o.id: [o] for o in targets if o.id in by_scope}
+    if level is Level.ALL:
+        return {ALL: targets}
     scopes: dict[str, list[Offer]] = defaultdict(list)
     for offer in targets:
-        scopes[_scope_key(level, offer.id, offer.group)].append(offer)
+        scopes[offer.group].append(offer)
     return scopes
 
 
-def _scope_key(level: Level, offer_id: str, group: str) -> str:
-    if level is Level.OFFER:
-        return f"offer:{offer_id}"
-    return f"group:{group}" if level is Level.GROUP else "all"
+def _scope_label(level: Level, key: str) -> str:
+    return "all" if level is Level.ALL else f"{level.value}:{key}"
 
 
 def _times_by_scope(
     policy: ContactPolicy, view: HistoryView, service_offers: frozenset[str]
 ) -> dict[str, list[float]]:
-    """One pass over the history: matching event times per scope, oldest first."""
+    """One pass over the history: matching event times per scope (offer id, group or ALL), oldest first."""
     counted = _counted_filter(policy, service_offers)
+    found = view.matching(policy.outcomes, channels=policy.channels)
+    if counted is not None:
+        found = [h for h in found if counted(h)]
     out: dict[str, list[float]] = defaultdict(list)
-    for h in view.matching(policy.outcomes, channels=policy.channels):
-        if counted(h):
-            out[_scope_key(policy.level, h.offer_id, h.group)].append(h.at)
+    if policy.level is Level.OFFER:
+        for h in found:
+            out[h.offer_id].append(h.at)
+    elif policy.level is Level.GROUP:
+        for h in found:
+            out[h.group].append(h.at)
+    elif found:
+        out[ALL] = [h.at for h in found]
     return out
 
 
-def _counted_filter(policy: ContactPolicy, service_offers: frozenset[str]) -> Callable[[Happening], bool]:
+def _counted_filter(policy: ContactPolicy, service_offers: frozenset[str]) -> Callable[[Happening], bool] | None:
     if policy.offers or policy.groups:
         return lambda h: h.offer_id in policy.offers or h.group in policy.groups
     if policy.level is Level.ALL:
         # Global fatigue counts marketing contacts only; the history may name offers the catalogue no
         # longer has, and those were marketing offers when they were made.
         return lambda h: h.offer_id not in service_offers
-    return _always
-
-
-def _always(_: Happening) -> bool:
-    return True
-
-
-def _check(policy: ContactPolicy, times: list[float], now: float, timezone: str) -> tuple[int, float | None]:
-    """(count in the window now, or at the trigger; the end of the suppression or None)."""
-    if policy.suppress_days is None:
-        start = window_start(policy.window, now, timezone)
-        return sum(1 for t in times if start <= t <= now), None
-    return _latest_trigger(policy, times, now, timezone)
+    return None  # every matching happening counts
 
 
 def _latest_trigger(
-    policy: ContactPolicy, times: list[float], now: float, timezone: str
+    policy: ContactPolicy, times: Sequence[float], now: float, timezone: str
 ) -> tuple[int, float | None]:
     """The most recent moment the threshold was reached within one window, and when its effect ends."""
     duration = (policy.suppress_days or 0.0) * DAY
@@ -226,7 +227,7 @@ def _suppress(
 ) -> None:
     hit = Suppression(
         policy.id,
-        scope,
+        _scope_label(policy.level, scope),
         count,
         policy.threshold,
         tuple(sorted(policy.outcomes)),

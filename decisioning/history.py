@@ -61,15 +61,9 @@ class HistorySummary:
         return cls(tuple(ContactEvent.from_row(r) for r in orjson.loads(data)))
 
 
-@dataclass(frozen=True, slots=True)
-class Happening:
-    """An effective event as policies count it (after releases and implicit ignores)."""
-
-    at: float
-    offer_id: str
-    group: str
-    channel: str
-    outcome: Outcome
+# An effective event as policies count it (after releases and implicit ignores): a ContactEvent, so that
+# the events of the summary are used as they are and only implicit ignores are made anew.
+Happening = ContactEvent
 
 
 class HistoryView:
@@ -96,27 +90,33 @@ class HistoryView:
     @cached_property
     def happenings(self) -> tuple[Happening, ...]:
         """Every effective event up to `now`, oldest first."""
-        events = [e for e in self.summary.events if e.at <= self.now]
+        events = self.summary.events
+        if events and events[-1].at > self.now:
+            events = tuple(e for e in events if e.at <= self.now)
         released = {(e.decision_id, e.offer_id) for e in events if e.outcome is Outcome.NOT_DISPLAYED}
         answered = {(e.decision_id, e.offer_id) for e in events if e.outcome in RESPONSE_OUTCOMES}
         out = [
-            _happening(e)
+            e
             for e in events
             if e.outcome is not Outcome.NOT_DISPLAYED
-            and not (e.outcome in CONTACT_OUTCOMES and (e.decision_id, e.offer_id) in released)
+            and not (released and e.outcome in CONTACT_OUTCOMES and (e.decision_id, e.offer_id) in released)
         ]
-        out.extend(self._implicit_ignores(events, released | answered))
-        out.sort(key=lambda h: h.at)
+        ignores = self._implicit_ignores(events, released | answered)
+        if ignores:
+            out.extend(ignores)
+            out.sort(key=lambda h: h.at)
         return tuple(out)
 
-    def _implicit_ignores(self, events: list[ContactEvent], settled: set) -> list[Happening]:
+    def _implicit_ignores(self, events: Iterable[ContactEvent], settled: set) -> list[Happening]:
         ignores = []
         for e in events:
             if e.outcome not in CONTACT_OUTCOMES or (e.decision_id, e.offer_id) in settled:
                 continue
             window = self._window(e.offer_id)
             if window is not None and e.at + window <= self.now:
-                ignores.append(Happening(e.at + window, e.offer_id, e.group, e.channel, Outcome.IGNORED))
+                ignores.append(
+                    ContactEvent(e.at + window, e.offer_id, e.group, e.channel, Outcome.IGNORED, e.decision_id)
+                )
         return ignores
 
     def times(
@@ -206,7 +206,3 @@ class HistoryView:
             if e.outcome in CONTACT_OUTCOMES and e.at >= since and (e.decision_id, e.offer_id) not in settled:
                 out[e.offer_id] = e.at
         return out
-
-
-def _happening(e: ContactEvent) -> Happening:
-    return Happening(e.at, e.offer_id, e.group, e.channel, e.outcome)
