@@ -176,7 +176,7 @@ class DecisionService:
     async def _append(self, customer_id: str, events: list, now: float) -> None:
         try:
             await self.cache.append_events(customer_id, events, now)
-        except Exception as err:  # the history has it; the summary is rebuilt from there when missing
+        except Exception as err:  # the cache is failing: the decision still stands, the summary lags
             self.metrics.errors.labels("summary_update").inc()
             log.warning("summary not updated", extra={"error": repr(err)})
 
