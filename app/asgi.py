@@ -11,7 +11,7 @@ from app.main import create_app
 from app.settings import Settings
 
 settings = Settings()
-configure_logging(settings.log_level)
+configure_logging(settings.log_level, settings.access_log)
 # The history writer runs on a thread: a short GIL switch interval lets it commit within ~1 ms of being woken
 # instead of waiting up to 5 ms (the default) for the busy event loop to yield the GIL.
 sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)

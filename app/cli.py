@@ -35,7 +35,7 @@ def serve(
     from app.logs import configure_logging
 
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.access_log)
     # LightGBM/OpenMP threads busy-wait between calls; a server process scores on one thread.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
