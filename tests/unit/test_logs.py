@@ -20,7 +20,13 @@ def test_json_log_line_keeps_extras_and_drops_private_fields():
 
 
 def test_access_log_is_off_unless_asked():
-    configure_logging("INFO", access_log=False)
-    assert logging.getLogger("uvicorn.access").disabled
-    configure_logging("INFO", access_log=True)
-    assert not logging.getLogger("uvicorn.access").disabled
+    root, access = logging.getLogger(), logging.getLogger("uvicorn.access")
+    saved = (root.handlers[:], root.level, access.disabled)
+    try:
+        configure_logging("INFO", access_log=False)
+        assert access.disabled
+        configure_logging("INFO", access_log=True)
+        assert not access.disabled
+    finally:
+        root.handlers[:], access.disabled = saved[0], saved[2]
+        root.setLevel(saved[1])
