@@ -63,6 +63,7 @@ async def build_service(settings: Settings, metrics: Metrics) -> DecisionService
         locks=locks,
         metrics=metrics,
         max_offers_limit=settings.max_offers_limit,
+        max_in_flight=settings.max_in_flight,
     )
 
 

@@ -48,6 +48,7 @@ class DecisionService:
         locks: CustomerLock | None = None,
         metrics: Metrics | None = None,
         max_offers_limit: int = 20,
+        max_in_flight: int = 256,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.catalogue = catalogue
@@ -60,6 +61,8 @@ class DecisionService:
         self.max_offers_limit = max_offers_limit
         self.clock = clock
         self.locks = locks or LocalCustomerLock()
+        self.max_in_flight = max_in_flight
+        self._in_flight = 0
         self._exhausted: set[str] = set()  # budget keys known to be used up in their period
         self._budgeted = [o for o in catalogue.offers if o.budget is not None]
 
@@ -68,6 +71,17 @@ class DecisionService:
     async def decide(self, body: DecisionIn) -> Decision:
         """Decide for one contact, record the decision durably, then return it."""
         self._check_decision(body)
+        if self._in_flight >= self.max_in_flight:
+            # Shed load at once: queueing beyond capacity only turns every answer into a late one.
+            self.metrics.errors.labels("overloaded").inc()
+            raise Unavailable(f"overloaded: {self._in_flight} decisions in progress; retry")
+        self._in_flight += 1
+        try:
+            return await self._decide_and_observe(body)
+        finally:
+            self._in_flight -= 1
+
+    async def _decide_and_observe(self, body: DecisionIn) -> Decision:
         start = time.perf_counter()
         # One customer's decisions are serialised (across replicas with Redis), so two concurrent requests
         # cannot both slip under a cap: the second one reads the first one's presentations.

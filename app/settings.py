@@ -47,6 +47,7 @@ class Settings(BaseSettings):
 
     gil_switch_interval_ms: float = Field(1.0, gt=0, le=100)
     max_offers_limit: int = Field(20, ge=1, le=200)
+    max_in_flight: int = Field(256, ge=1)  # decisions in progress per process before answering 503
     max_body_bytes: int = Field(256 * 1024, ge=1024)
     log_level: str = "INFO"
     access_log: bool = False

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import httpx
 
 WEB = {"customer_id": "c-adult", "channel": "web", "placement": "home_hero"}
@@ -94,9 +97,7 @@ async def test_frequency_cap_holds_across_channels(client):
 
 async def test_explanation_names_the_rule_that_dropped_an_offer(client):
     decision = await decide(client, explain=True)
-    dropped = [
-        e for e in decision["explanation"] if e["stage"] in ("eligibility", "applicability", "suitability")
-    ]
+    dropped = [e for e in decision["explanation"] if e["stage"] in ("eligibility", "applicability", "suitability")]
     assert dropped, "the demo customer should fail some rule"
     rule = dropped[0]["rule"]
     assert rule["name"] and rule["text"] and rule["owner"].split(":")[0] in ("group", "offer")
@@ -137,9 +138,7 @@ async def test_outbound_contacts_share_the_history_and_its_caps(client):
     again = await client.post("/v1/contacts", json=sends)
     assert again.json() == {"received": 2, "recorded": 0}
     email = await decide(client, channel="email", max_offers=3, explain=True)
-    assert all(
-        o["group"] == "service" for o in email["offers"]
-    )  # outbound_weekly_cap: 2 marketing sends a week
+    assert all(o["group"] == "service" for o in email["offers"])  # outbound_weekly_cap: 2 marketing sends a week
     assert any(e.get("policy", {}).get("id") == "outbound_weekly_cap" for e in email["explanation"])
 
 
@@ -162,3 +161,25 @@ async def test_a_history_that_cannot_record_gets_503_and_nothing_is_acknowledged
     assert response.status_code == 503 and response.json()["error"] == "unavailable"
     answer = {"customer_id": "c-adult", "offer_id": "card_gold", "channel": "web", "outcome": "clicked"}
     assert (await client.post("/v1/responses", json=answer)).status_code == 503
+
+
+async def test_beyond_its_in_flight_limit_the_service_sheds_load_with_503(start):
+    app, client = await start(max_in_flight=2)
+    service = app.state.service
+    release = asyncio.Event()
+    real_hold = service.locks.hold
+
+    @contextlib.asynccontextmanager
+    async def slow_hold(customer_id):  # keeps the first decisions in progress until released
+        await release.wait()
+        async with real_hold(customer_id):
+            yield
+
+    service.locks.hold = slow_hold
+    first = [asyncio.create_task(client.post("/v1/decisions", json={**WEB, "customer_id": f"c-{i}"})) for i in range(2)]
+    await asyncio.sleep(0.05)
+    shed = await client.post("/v1/decisions", json=WEB)
+    assert shed.status_code == 503 and "overloaded" in shed.text
+    release.set()
+    assert [r.status_code for r in await asyncio.gather(*first)] == [200, 200]
+    assert (await client.post("/v1/decisions", json=WEB)).status_code == 200
