@@ -20,7 +20,7 @@ from decisioning.types import ContactEvent
 from history import rows
 from history.batch import CONTACTS, DECISION, RESPONSE
 from history.engine import make_engine, sqlite_file
-from history.postgres_writer import postgres_transact
+from history.postgres_writer import PostgresWriter
 from history.sqlite_writer import SqliteWriter
 from history.tables import contacts, decisions, responses
 from history.writer import GroupCommitWriter, HistoryClosedError, Transact
@@ -58,6 +58,7 @@ class SqlHistory:
         self._engine: AsyncEngine | None = None
         self._writer: GroupCommitWriter | None = None
         self._sqlite_writer: SqliteWriter | None = None
+        self._pg_writer: PostgresWriter | None = None
 
     async def start(self) -> None:
         """Open the engine and start the writer (the schema must exist: see `history.migrate`)."""
@@ -73,7 +74,8 @@ class SqlHistory:
     def _transact_for(self, engine: AsyncEngine) -> Transact:
         """The dialect's fast path for a batch transaction (see postgres_writer and sqlite_writer)."""
         if engine.dialect.name == "postgresql":
-            return postgres_transact(engine)
+            self._pg_writer = PostgresWriter(engine)
+            return self._pg_writer.transact
         if engine.dialect.name == "sqlite":
             self._sqlite_writer = SqliteWriter(sqlite_file(self.url), self._sqlite_synchronous)
             return self._sqlite_writer.transact
@@ -81,12 +83,14 @@ class SqlHistory:
 
     async def close(self) -> None:
         """Write what is queued, then release the connections. Idempotent."""
-        writer, engine, sqlite_writer = self._writer, self._engine, self._sqlite_writer
-        self._writer = self._engine = self._sqlite_writer = None
+        writer, engine, sqlite_writer, pg_writer = self._writer, self._engine, self._sqlite_writer, self._pg_writer
+        self._writer = self._engine = self._sqlite_writer = self._pg_writer = None
         if writer is not None:
             await writer.close()
         if sqlite_writer is not None:
             await sqlite_writer.close()
+        if pg_writer is not None:
+            await pg_writer.close()
         if engine is not None:
             await engine.dispose()
 
