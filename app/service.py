@@ -257,7 +257,15 @@ class DecisionService:
         if recorded:
             await self._append(body.customer_id, [record.event(group)], now)
             self.metrics.responses.labels(body.outcome, body.channel).inc()
+            if record.outcome is Outcome.NOT_DISPLAYED and contact is not None:
+                await self._release_budget_of(contact)
         return response_id, decision_id, recorded
+
+    async def _release_budget_of(self, contact: ContactRecord) -> None:
+        """A presentation the channel could not show gives its budget unit back (once: the response is new)."""
+        offer = self.catalogue.offer(contact.offer_id)
+        if offer is not None and offer.budget is not None and contact.outcome is Outcome.PRESENTED:
+            await self.budgets.release(self._budget_key(offer, contact.at))
 
     async def _attributed_contact(self, body: ResponseIn) -> ContactRecord | None:
         self._check_channel(body.channel, "channel")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 import httpx
 
 WEB = {"customer_id": "c-adult", "channel": "web", "placement": "home_hero"}
+STACK_CATALOGUE = Path(__file__).resolve().parents[1] / "fixtures" / "stack_catalogue"
 
 
 async def decide(client: httpx.AsyncClient, **body: object) -> dict:
@@ -183,3 +185,24 @@ async def test_beyond_its_in_flight_limit_the_service_sheds_load_with_503(start)
     release.set()
     assert [r.status_code for r in await asyncio.gather(*first)] == [200, 200]
     assert (await client.post("/v1/decisions", json=WEB)).status_code == 200
+
+
+async def test_not_displayed_releases_the_presentation_and_its_budget_unit(start):
+    app, client = await start(catalogue_dir=STACK_CATALOGUE)  # advice_call: always first, 100 a day
+    service = app.state.service
+    decision = await decide(client)
+    assert decision["offers"][0]["offer_id"] == "advice_call"
+    advice = service.catalogue.offer("advice_call")
+    key = service._budget_key(advice, service.clock())
+    assert await service.budgets.used(key) == 1
+    answer = {
+        "customer_id": "c-adult",
+        "offer_id": "advice_call",
+        "channel": "web",
+        "outcome": "not_displayed",
+        "decision_id": decision["decision_id"],
+    }
+    assert (await client.post("/v1/responses", json=answer)).json()["recorded"] is True
+    assert await service.budgets.used(key) == 0
+    assert (await client.post("/v1/responses", json=answer)).json()["recorded"] is False
+    assert await service.budgets.used(key) == 0  # given back once, not twice
