@@ -192,9 +192,7 @@ class _Run:
         return result is True
 
     def _drop_by_rule(self, offer: Offer, rule: Rule) -> None:
-        if not self.request.explain:
-            self._drop(offer, Stage(rule.rule_class.value), "")
-            return
+        """Explain a drop by a rule: its text, the values it read and which of them were defaults."""
         result = self._rule_results.get(rule.compiled.text)
         error = result.message if isinstance(result, RuleError) else None
         values = _safe_explain(rule, self.env)
