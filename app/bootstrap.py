@@ -19,7 +19,7 @@ from app.settings import Settings, redact_url
 from decisioning.catalogue import Catalogue
 from decisioning.history import RETENTION_SECONDS, HistorySummary
 from decisioning.ports import BudgetCounter, CustomerCache, CustomerLock, Scorer
-from features.events import EventRules, load_event_rules
+from features.events import load_event_rules
 from features.files import read_feature_file
 from features.locks import LocalCustomerLock, RedisCustomerLock
 from features.memory import InMemoryBudgetCounter, InMemoryCustomerCache
@@ -137,5 +137,3 @@ async def warm_summaries(cache: CustomerCache, history: SqlHistory, customers: l
         await cache.store_summary(customer_id, summaries.get(customer_id, HistorySummary()))
     log.info("history summaries built", extra={"customers": len(summaries)})
 
-
-__all__ = ["EventRules", "build_service"]

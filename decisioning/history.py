@@ -88,28 +88,44 @@ class HistoryView:
         self._memo: dict[tuple[frozenset[Outcome], frozenset[str] | None], tuple[Happening, ...]] = {}
 
     @cached_property
-    def happenings(self) -> tuple[Happening, ...]:
-        """Every effective event up to `now`, oldest first."""
+    def _past(self) -> tuple[ContactEvent, ...]:
+        """The summary's events up to `now`."""
         events = self.summary.events
         if events and events[-1].at > self.now:
             events = tuple(e for e in events if e.at <= self.now)
-        released = {(e.decision_id, e.offer_id) for e in events if e.outcome is Outcome.NOT_DISPLAYED}
-        answered = {(e.decision_id, e.offer_id) for e in events if e.outcome in RESPONSE_OUTCOMES}
+        return events
+
+    @cached_property
+    def _released(self) -> set[tuple[str | None, str]]:
+        """(decision, offer) of the contacts the channel reported `not_displayed`."""
+        return {(e.decision_id, e.offer_id) for e in self._past if e.outcome is Outcome.NOT_DISPLAYED}
+
+    @cached_property
+    def _settled(self) -> set[tuple[str | None, str]]:
+        """(decision, offer) of the contacts that were released or answered."""
+        answered = {(e.decision_id, e.offer_id) for e in self._past if e.outcome in RESPONSE_OUTCOMES}
+        return self._released | answered
+
+    @cached_property
+    def happenings(self) -> tuple[Happening, ...]:
+        """Every effective event up to `now`, oldest first."""
+        released = self._released
         out = [
             e
-            for e in events
+            for e in self._past
             if e.outcome is not Outcome.NOT_DISPLAYED
             and not (released and e.outcome in CONTACT_OUTCOMES and (e.decision_id, e.offer_id) in released)
         ]
-        ignores = self._implicit_ignores(events, released | answered)
+        ignores = self._implicit_ignores()
         if ignores:
             out.extend(ignores)
             out.sort(key=lambda h: h.at)
         return tuple(out)
 
-    def _implicit_ignores(self, events: Iterable[ContactEvent], settled: set) -> list[Happening]:
+    def _implicit_ignores(self) -> list[Happening]:
         ignores = []
-        for e in events:
+        settled = self._settled
+        for e in self._past:
             if e.outcome not in CONTACT_OUTCOMES or (e.decision_id, e.offer_id) in settled:
                 continue
             window = self._window(e.offer_id)
@@ -195,14 +211,9 @@ class HistoryView:
 
     def unanswered_contacts(self, since: float) -> dict[str, float]:
         """Offers contacted at or after `since` with no response yet: offer id -> latest contact time."""
-        events = [e for e in self.summary.events if e.at <= self.now]
-        settled = {
-            (e.decision_id, e.offer_id)
-            for e in events
-            if e.outcome in RESPONSE_OUTCOMES or e.outcome is Outcome.NOT_DISPLAYED
-        }
+        settled = self._settled
         out: dict[str, float] = {}
-        for e in events:
+        for e in self._past:
             if e.outcome in CONTACT_OUTCOMES and e.at >= since and (e.decision_id, e.offer_id) not in settled:
                 out[e.offer_id] = e.at
         return out
