@@ -200,9 +200,7 @@ class DecisionService:
         return summary
 
     def _check_decision(self, body: DecisionIn) -> None:
-        if body.channel not in self.catalogue.channels:
-            known = ", ".join(self.catalogue.channels)
-            raise InvalidField("channel", f"unknown channel '{body.channel}'; one of: {known}", body.channel)
+        self._check_channel(body.channel, "channel")
         if body.max_offers > self.max_offers_limit:
             raise InvalidField("max_offers", f"at most {self.max_offers_limit} offers per decision", body.max_offers)
 
