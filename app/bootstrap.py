@@ -16,20 +16,20 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from app.metrics import Metrics
 from app.service import DecisionService
 from app.settings import Settings, redact_url
+from coordination.budgets import InMemoryBudgetCounter, RedisBudgetCounter
+from coordination.locks import LocalCustomerLock, RedisCustomerLock
 from decisioning.catalogue import Catalogue
-from decisioning.history import RETENTION_SECONDS, HistorySummary
 from decisioning.ports import BudgetCounter, CustomerCache, CustomerLock, Scorer
-from features.events import load_event_rules
+from decisioning.summary import RETENTION_SECONDS, HistorySummary
 from features.files import read_feature_file
-from features.locks import LocalCustomerLock, RedisCustomerLock
-from features.memory import InMemoryBudgetCounter, InMemoryCustomerCache
-from features.redis_budget import RedisBudgetCounter
+from features.memory import InMemoryCustomerCache
 from features.redis_cache import RedisCustomerCache
 from history.migrate import upgrade
 from history.sql import SqlHistory
 from history.stream import StreamHistory
 from models.prior import PriorScorer
 from models.registry import ModelNotFound, ModelRegistry
+from policies.events import load_event_rules
 from policies.loader import load_catalogue
 
 log = logging.getLogger("nbo.bootstrap")

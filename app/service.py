@@ -20,15 +20,23 @@ from zoneinfo import ZoneInfo
 from app.errors import InvalidField, NotFound, Unavailable
 from app.metrics import Metrics
 from app.schemas import ContactIn, DecisionIn, EventIn, ResponseIn
+from coordination.locks import LocalCustomerLock
 from decisioning.catalogue import BudgetPeriod, Catalogue, Offer
 from decisioning.engine import Decision, DecisionRequest, decide
-from decisioning.history import RETENTION_SECONDS, HistorySummary
-from decisioning.ports import BudgetCounter, ContactHistory, CustomerCache, CustomerLock, Scorer
+from decisioning.ports import (
+    BudgetCounter,
+    ContactHistory,
+    CustomerCache,
+    CustomerLock,
+    EventError,
+    EventRules,
+    LockTimeout,
+    Scorer,
+)
 from decisioning.quality import validate_features
 from decisioning.records import ContactRecord, HistoryEntry, ResponseRecord
+from decisioning.summary import RETENTION_SECONDS, HistorySummary
 from decisioning.types import Context, Direction, Outcome
-from features.events import EventError, EventRules
-from features.locks import LocalCustomerLock, LockTimeout
 
 log = logging.getLogger("nbo.service")
 

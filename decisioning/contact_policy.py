@@ -3,7 +3,7 @@
 A policy is (counted outcomes, level, channel scope, window, threshold, effect), optionally limited to a
 segment and to some offers or groups. The exact semantics, pinned by tests/unit/test_contact_policy.py:
 
-- **What is counted**: the customer's effective history (decisioning.history.HistoryView): presentations
+- **What is counted**: the customer's effective history (decisioning.summary.HistoryView): presentations
   released by `not_displayed` do not count; a contact unanswered after its response window counts as
   `ignored` at the moment the window closed.
 - **The current decision does not count against itself**: "at most 3 presentations per 7 days" lets a
@@ -32,8 +32,8 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from decisioning.catalogue import CalendarUnit, ContactPolicy, Level, Offer, Window, WindowKind
-from decisioning.history import Happening, HistoryView
 from decisioning.rules import RuleEnv, RuleError
+from decisioning.summary import Happening, HistoryView
 from decisioning.types import DAY, Outcome
 
 ALL = "*"  # the one scope of a policy at the level of all marketing offers

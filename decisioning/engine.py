@@ -14,11 +14,11 @@ from decisioning.arbitration import ArbitrationResult, Candidate, Selection, arb
 from decisioning.catalogue import ArbitrationSettings, Catalogue, ConsistencyMode, Offer, Rule, Treatment
 from decisioning.contact_policy import PolicyOutcome, Suppression, evaluate_policies
 from decisioning.explanation import CandidateExplanation, RuleFailure, Stage
-from decisioning.history import HistorySummary, HistoryView
 from decisioning.plan import indices, plan_for
 from decisioning.ports import Scorer
 from decisioning.records import ContactRecord, DecisionRecord
 from decisioning.rules import RuleEnv, RuleError
+from decisioning.summary import HistorySummary, HistoryView
 from decisioning.types import DAY, Context, CustomerFeatures, Direction, Outcome
 
 

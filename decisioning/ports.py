@@ -10,13 +10,13 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from decisioning.catalogue import Offer
-from decisioning.history import HistorySummary
 from decisioning.records import ContactRecord, DecisionRecord, HistoryEntry, ResponseRecord
+from decisioning.summary import HistorySummary
 from decisioning.types import ContactEvent, Context, CustomerFeatures, FeatureValue
 
 
@@ -139,6 +139,10 @@ class BudgetCounter(Protocol):
     async def used(self, key: str) -> int: ...
 
 
+class LockTimeout(RuntimeError):
+    """The customer's lock stayed taken longer than the caller is willing to wait."""
+
+
 class CustomerLock(Protocol):
     """Serialises one customer's decisions (within a replica, or across all of them).
 
@@ -164,4 +168,24 @@ class Scorer(Protocol):
 
     def for_customer(self, customer_id: str) -> Scorer:
         """The scorer that decides for this customer (champion or challenger); its `version` is logged."""
+        ...
+
+
+class EventError(ValueError):
+    """An event that cannot be applied: unknown type, missing or invalid attribute."""
+
+
+class EventRules(Protocol):
+    """Which customer events update which real-time features (the catalogue's `events.yaml`).
+
+    >>> rules.updates_for("card_declined", {"amount": 54.2}, at=now)   # doctest: +SKIP
+    [FeatureUpdate(feature='card_declined_count', op='incr', value=1), ...]
+    """
+
+    types: tuple[str, ...]
+
+    def knows(self, event_type: str) -> bool: ...
+
+    def updates_for(self, event_type: str, attributes: Mapping[str, Any], at: float) -> list[FeatureUpdate]:
+        """The feature updates the event implies; raises `EventError` for an event that cannot apply."""
         ...

@@ -1,19 +1,18 @@
-"""In-process customer cache and budget counter: the embedded default (one replica, no server).
+"""In-process customer cache: the embedded default (one replica, no server).
 
-Nothing here expires by time except budgets: a laptop or a single-process deployment reloads its features
+Nothing here expires by time: a laptop or a single-process deployment reloads its features
 at start-up, and the history summaries are rebuilt from the contact history when missing. Every method
 completes without awaiting anything, so under asyncio each call is atomic, as the Redis adapters are.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from decisioning.history import HistorySummary
 from decisioning.ports import CustomerSnapshot, FeatureUpdate
+from decisioning.summary import HistorySummary
 from decisioning.types import ContactEvent, FeatureValue
 from features.updates import apply_update, check_updates
 
@@ -84,42 +83,3 @@ class InMemoryCustomerCache:
 
     async def close(self) -> None:
         return None
-
-
-class InMemoryBudgetCounter:
-    """`BudgetCounter` in a dict; a key's count starts afresh `ttl_seconds` after its first reservation.
-
-    >>> import asyncio
-    >>> budgets = InMemoryBudgetCounter()
-    >>> [asyncio.run(budgets.reserve("b", limit=1, ttl_seconds=None)) for _ in range(2)]
-    [True, False]
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self._clock = clock
-        self._counts: dict[str, int] = {}
-        self._expires: dict[str, float] = {}
-
-    def _current(self, key: str) -> int:
-        deadline = self._expires.get(key)
-        if deadline is not None and self._clock() >= deadline:
-            del self._expires[key]
-            self._counts.pop(key, None)
-        return self._counts.get(key, 0)
-
-    async def reserve(self, key: str, limit: int, ttl_seconds: float | None) -> bool:
-        used = self._current(key)
-        if used >= limit:
-            return False
-        self._counts[key] = used + 1
-        if ttl_seconds is not None and key not in self._expires:
-            self._expires[key] = self._clock() + ttl_seconds
-        return True
-
-    async def release(self, key: str) -> None:
-        used = self._current(key)
-        if used > 0:
-            self._counts[key] = used - 1
-
-    async def used(self, key: str) -> int:
-        return self._current(key)

@@ -39,8 +39,8 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from decisioning.history import MAX_EVENTS, RETENTION_SECONDS, HistorySummary
 from decisioning.ports import CustomerSnapshot, FeatureUpdate
+from decisioning.summary import MAX_EVENTS, RETENTION_SECONDS, HistorySummary
 from decisioning.types import DAY, ContactEvent, FeatureValue, Outcome
 from features import redis_scripts
 from features.updates import check_updates

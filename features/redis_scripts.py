@@ -74,20 +74,3 @@ end
 if redis.call('TTL', key) == -1 then redis.call('EXPIRE', key, ARGV[2]) end
 return 1
 """
-
-# KEYS[1] budget counter; ARGV[1] limit, ARGV[2] ttl in ms ('' for none). Takes one unit if fewer than the
-# limit were taken; the expiry is set on first use only, so a period's budget resets when its key expires.
-RESERVE = """
-local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-if used >= tonumber(ARGV[1]) then return 0 end
-redis.call('INCR', KEYS[1])
-if ARGV[2] ~= '' and redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 1
-"""
-
-# KEYS[1] budget counter: gives back one unit, never below 0 (a release without a reservation is a no-op).
-RELEASE = """
-local used = tonumber(redis.call('GET', KEYS[1]) or '0')
-if used > 0 then redis.call('DECR', KEYS[1]) end
-return used
-"""

@@ -14,12 +14,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from decisioning.history import MAX_EVENTS, HistorySummary
 from decisioning.records import ContactRecord, DecisionRecord, HistoryEntry, ResponseRecord
+from decisioning.summary import MAX_EVENTS, HistorySummary
 from decisioning.types import ContactEvent
 from history import rows
 from history.batch import CONTACTS, DECISION, RESPONSE
-from history.engine import make_engine, sqlite_file
+from history.database import make_engine, sqlite_file
 from history.postgres_writer import PostgresWriter
 from history.sqlite_writer import SqliteWriter
 from history.tables import contacts, decisions, responses

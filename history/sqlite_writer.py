@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
 from history.batch import Keys, Rows, batch_plan, run_plan_sync
-from history.engine import SQLITE_PRAGMAS
+from history.database import SQLITE_PRAGMAS
 from history.rows import dumps_json
 from history.tables import EpochSeconds
 from history.writer import Job

@@ -28,8 +28,8 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from decisioning.history import HistorySummary
 from decisioning.records import ContactRecord, DecisionRecord, HistoryEntry, ResponseRecord
+from decisioning.summary import HistorySummary
 from decisioning.types import Direction, Outcome
 from history.batch import CONTACTS, DECISION, RESPONSE
 from history.rows import JSON_OPTIONS, json_default

@@ -35,8 +35,8 @@ from redis.asyncio import Redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from decisioning.catalogue import FeatureSpec, FeatureType
-from decisioning.history import HistorySummary
 from decisioning.quality import validate_features
+from decisioning.summary import HistorySummary
 from decisioning.types import ContactEvent, Outcome
 from features.bulk import load_features
 from features.redis_cache import RedisCustomerCache

@@ -23,13 +23,13 @@ import numpy as np
 
 from decisioning.catalogue import Catalogue, Offer
 from decisioning.engine import DecisionRequest, decide
-from decisioning.history import HistorySummary
 from decisioning.ports import CustomerSnapshot, Scorer
 from decisioning.quality import validate_features
+from decisioning.summary import HistorySummary
 from decisioning.types import DAY, ContactEvent, Context, Outcome
-from models.bench import synthetic_training_set
 from models.demo.customers import generate_customers
 from models.registry import ModelRegistry
+from models.synthetic import synthetic_training_set
 from models.training import TrainingConfig, train_and_register
 from policies.loader import load_catalogue
 

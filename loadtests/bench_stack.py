@@ -42,9 +42,9 @@ from features.redis_cache import RedisCustomerCache
 from history.migrate import upgrade
 from loadtests import bench_http
 from loadtests.bench_core import summaries
-from models.bench import synthetic_training_set
 from models.demo.customers import generate_customers
 from models.registry import ModelRegistry
+from models.synthetic import synthetic_training_set
 from models.training import TrainingConfig, train_and_register
 from policies.loader import load_catalogue
 

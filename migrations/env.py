@@ -16,7 +16,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from history.engine import ensure_sqlite_directory
+from history.database import ensure_sqlite_directory
 from history.tables import metadata
 
 DEFAULT_URL = "sqlite+aiosqlite:///var/nbo.db"

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from decisioning.history import HistoryView
 from decisioning.rules import scalar
 from decisioning.rules.checker import FEATURE_TYPES, Checked, check, flatten
 from decisioning.rules.columns import bind
@@ -18,6 +17,7 @@ from decisioning.rules.history_calls import HistoryCall
 from decisioning.rules.ir import Hist, Read, T, walk
 from decisioning.rules.online import build_online
 from decisioning.rules.vector import Env, build_vector
+from decisioning.summary import HistoryView
 from decisioning.types import Context, FeatureValue
 
 if TYPE_CHECKING:

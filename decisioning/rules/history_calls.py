@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from decisioning.history import HistoryView
 from decisioning.rules.errors import RuleError
+from decisioning.summary import HistoryView
 from decisioning.types import DAY, HOUR, Outcome
 
 HISTORY_FUNCTIONS = ("days_since", "count")

@@ -19,7 +19,6 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from decisioning.history import HistoryView
 from decisioning.rules import scalar
 from decisioning.rules.ir import (
     NUMERIC,
@@ -38,6 +37,7 @@ from decisioning.rules.ir import (
     T,
     is_pure_bool,
 )
+from decisioning.summary import HistoryView
 from decisioning.types import Context
 
 OnlineFunction = Callable[[Mapping[str, Any], Context, HistoryView | None], Any]

@@ -23,9 +23,9 @@ import pytest
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
+from coordination.budgets import InMemoryBudgetCounter, RedisBudgetCounter
 from decisioning.ports import BudgetCounter, CustomerCache
-from features.memory import InMemoryBudgetCounter, InMemoryCustomerCache
-from features.redis_budget import RedisBudgetCounter
+from features.memory import InMemoryCustomerCache
 from features.redis_cache import RedisCustomerCache
 from history.migrate import upgrade
 

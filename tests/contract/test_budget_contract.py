@@ -6,9 +6,8 @@ import asyncio
 
 from redis.asyncio import Redis
 
+from coordination.budgets import InMemoryBudgetCounter, RedisBudgetCounter
 from decisioning.ports import BudgetCounter
-from features.memory import InMemoryBudgetCounter
-from features.redis_budget import RedisBudgetCounter
 
 
 async def test_concurrent_reservations_never_exceed_the_limit(cache_budgets: BudgetCounter) -> None:

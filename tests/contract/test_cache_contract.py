@@ -17,8 +17,8 @@ import pytest
 from redis.asyncio import Redis
 
 from decisioning.catalogue import FeatureSpec, FeatureType
-from decisioning.history import MAX_EVENTS, RETENTION_SECONDS, HistorySummary
 from decisioning.ports import CustomerCache, FeatureUpdate
+from decisioning.summary import MAX_EVENTS, RETENTION_SECONDS, HistorySummary
 from decisioning.types import DAY, ContactEvent, Outcome
 from features.bulk import load_features
 from features.redis_cache import RedisCustomerCache

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from features.locks import LocalCustomerLock, LockTimeout, RedisCustomerLock
+from coordination.locks import LocalCustomerLock, RedisCustomerLock
+from decisioning.ports import LockTimeout
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

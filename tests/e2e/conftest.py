@@ -34,7 +34,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from features.redis_budget import RedisBudgetCounter
+from coordination.budgets import RedisBudgetCounter
 from features.redis_cache import RedisCustomerCache
 from policies.loader import load_catalogue
 

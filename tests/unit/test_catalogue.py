@@ -20,8 +20,8 @@ from decisioning.catalogue import (
     RuleClass,
     WindowKind,
 )
-from decisioning.history import HistorySummary, HistoryView
 from decisioning.rules import RuleEnv
+from decisioning.summary import HistorySummary, HistoryView
 from decisioning.types import DAY, HOUR, ContactEvent, Context, FeatureValue, Outcome
 from policies import DEMO_DIRECTORY, catalogue_files, catalogue_version, load_catalogue, validate_catalogue
 

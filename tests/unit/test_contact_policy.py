@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from decisioning.catalogue import CalendarUnit, Level, Window, WindowKind
 from decisioning.contact_policy import evaluate_policies, window_start
-from decisioning.history import HistorySummary, HistoryView
 from decisioning.rules import RuleEnv
+from decisioning.summary import HistorySummary, HistoryView
 from decisioning.types import DAY, HOUR, ContactEvent, Outcome
 from tests.unit.factories import NOW, at, context, event, offer, policy
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decisioning.catalogue import ArbitrationSettings, Budget, ConsistencyMode, RuleClass
 from decisioning.engine import DecisionRequest, decide
 from decisioning.explanation import Stage
-from decisioning.history import HistorySummary
+from decisioning.summary import HistorySummary
 from decisioning.types import DAY, CustomerFeatures, Outcome
 from tests.unit.factories import NOW, FixedScorer, catalogue, context, customer, event, offer, policy, rule
 

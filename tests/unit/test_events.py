@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from decisioning.ports import FeatureUpdate
-from features.events import EventError, EventRulesError, UnknownEventType, load_event_rules
+from decisioning.ports import EventError, FeatureUpdate
 from features.memory import InMemoryCustomerCache
+from policies.events import EventRulesError, UnknownEventType, load_event_rules
 
 DEMO = Path(__file__).resolve().parents[2] / "policies" / "demo"
 AT = 1_763_000_000.0

@@ -9,10 +9,10 @@ import pytest
 
 from decisioning.catalogue import FeatureSpec, FeatureType
 from decisioning.types import Context, CustomerFeatures
-from models.bench import NOW, synthetic_offers, synthetic_training_set
 from models.lightgbm_scorer import LightGBMScorer
 from models.prior import PriorScorer
 from models.registry import ChampionChallengerScorer, ModelNotFound, ModelRegistry
+from models.synthetic import NOW, synthetic_offers, synthetic_training_set
 from models.training import TrainedModel, TrainingConfig, train_model
 
 SPECS = (

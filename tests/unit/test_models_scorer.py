@@ -9,9 +9,9 @@ import pytest
 
 from decisioning.catalogue import FeatureSpec, FeatureType
 from decisioning.types import Context, CustomerFeatures
-from models.bench import NOW, synthetic_offers, synthetic_training_set
 from models.lightgbm_scorer import LightGBMScorer
 from models.registry import ModelRegistry
+from models.synthetic import NOW, synthetic_offers, synthetic_training_set
 from models.training import TrainingConfig, train_and_register
 from tests.unit.factories import offer
 

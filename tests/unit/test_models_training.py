@@ -8,10 +8,10 @@ import pytest
 from decisioning.catalogue import FeatureSpec, FeatureType
 from decisioning.records import ContactRecord, ResponseRecord
 from decisioning.types import DAY, Context, CustomerFeatures, Direction, Outcome
-from models.bench import NOW, synthetic_offers, synthetic_training_set
 from models.dataset import FeatureSnapshots, LabelledContact, build_training_set, encoder_for, label_contacts
 from models.metrics import auc
 from models.prior import PriorScorer
+from models.synthetic import NOW, synthetic_offers, synthetic_training_set
 from models.training import TrainingConfig, compare_global_vs_per_offer, time_split, train_model
 
 WINDOW = 7 * DAY

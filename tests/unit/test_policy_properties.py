@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from decisioning.catalogue import ArbitrationSettings, CalendarUnit, Level
 from decisioning.engine import DecisionRequest, decide
-from decisioning.history import HistorySummary
+from decisioning.summary import HistorySummary
 from decisioning.types import DAY, ContactEvent, Outcome
 from tests.unit.factories import NOW, FixedScorer, catalogue, context, customer, offer, policy
 

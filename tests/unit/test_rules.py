@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from decisioning.history import HistoryView
 from decisioning.rules import CompiledRule, RuleEnv, RuleError, compile_rule, history_columns
+from decisioning.summary import HistoryView
 from decisioning.types import DAY, Context
 
 NOW = 1_800_000_000.0

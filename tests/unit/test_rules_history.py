@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from decisioning.history import HistorySummary, HistoryView
 from decisioning.rules import HistoryCall, RuleEnv, compile_rule, history_columns
+from decisioning.summary import HistorySummary, HistoryView
 from decisioning.types import DAY, ContactEvent, Outcome
 from tests.unit.test_rules import NOW, context, run
 

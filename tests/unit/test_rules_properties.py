@@ -21,8 +21,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from decisioning.history import HistorySummary, HistoryView
 from decisioning.rules import CompiledRule, RuleEnv, RuleError, compile_rule, history_columns
+from decisioning.summary import HistorySummary, HistoryView
 from decisioning.types import DAY, ContactEvent, Context, Outcome
 
 NOW = 1_800_000_000.0

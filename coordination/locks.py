@@ -18,15 +18,13 @@ from weakref import WeakValueDictionary
 
 from redis.asyncio import Redis
 
+from decisioning.ports import LockTimeout
+
 # KEYS[1] lock key; ARGV[1] the holder's token. Deletes the key only if this holder still has it.
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-
-class LockTimeout(RuntimeError):
-    """The customer's lock stayed taken longer than the caller is willing to wait."""
 
 
 class LocalCustomerLock:

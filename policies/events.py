@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from decisioning.catalogue import FeatureSpec, FeatureType
-from decisioning.ports import FeatureUpdate
+from decisioning.ports import EventError, FeatureUpdate
 from decisioning.quality import INVALID, Coercer, coerce_bool, coercer_for, number_coercer
 from decisioning.rules import CompiledRule, RuleEnv, RuleError, compile_rule
 from decisioning.types import Context, FeatureValue
@@ -33,10 +33,6 @@ EVENT_TIME = "$at"
 EVENTS_FILE = "events.yaml"
 FEATURES_FILE = "features.yaml"
 EVENT_CHANNEL = "event"  # the context channel conditions see; they have no request context of their own
-
-
-class EventError(ValueError):
-    """An event that cannot be applied: unknown type, missing or invalid attribute (HTTP 422)."""
 
 
 class UnknownEventType(EventError):
@@ -127,7 +123,7 @@ class _Event:
         return out
 
 
-class EventRules:
+class CompiledEventRules:
     """The compiled event rules: the known event types and the updates each event implies."""
 
     def __init__(self, events: Mapping[str, _Event]) -> None:
@@ -169,7 +165,7 @@ def _holds(event_type: str, rule: CompiledRule, env: RuleEnv) -> bool:
         raise EventError(f"{event_type}: condition '{rule.text}' cannot be evaluated: {err}") from err
 
 
-def load_event_rules(path: str | Path, specs: Sequence[FeatureSpec] | None = None) -> EventRules:
+def load_event_rules(path: str | Path, specs: Sequence[FeatureSpec] | None = None) -> CompiledEventRules:
     """Load `events.yaml` (`path` is the file or the catalogue directory holding it) and check it.
 
     Updates are checked against `specs` (default: those of `features.yaml` beside the file); which features
@@ -190,7 +186,7 @@ def load_event_rules(path: str | Path, specs: Sequence[FeatureSpec] | None = Non
     }
     if problems:
         raise EventRulesError(problems)
-    return EventRules(events)
+    return CompiledEventRules(events)
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:

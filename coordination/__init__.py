@@ -1,0 +1,1 @@
+"""Coordination between decisions and replicas: per-customer locks and shared volume budgets."""
