@@ -90,22 +90,29 @@ class ContactHistory(Protocol):
         `request_id` (or `decision_id`) was stored already, by another attempt of the same request."""
         ...
 
-    async def record_contacts(self, contacts: Sequence[ContactRecord]) -> int:
-        """Store outbound sends; contacts whose id+offer already exist are skipped. Returns rows added."""
+    async def record_contacts(self, contacts: Sequence[ContactRecord]) -> list[ContactRecord]:
+        """Store outbound sends; contacts whose (contact_id, offer_id) already exist are skipped.
+
+        Returns the contacts that were added (in the order given), so that a caller updates the
+        summaries with exactly those.
+        """
         ...
 
     async def record_response(self, response: ResponseRecord) -> bool:
         """Store a response; False when one with the same `response_id` exists already (idempotent)."""
         ...
 
-    async def latest_contact(self, customer_id: str, offer_id: str) -> ContactRecord | None:
-        """The most recent contact (any channel) of this offer to this customer."""
+    async def latest_contact(
+        self, customer_id: str, offer_id: str, at_or_before: float | None = None
+    ) -> ContactRecord | None:
+        """The most recent contact (any channel, any outcome) of this offer to this customer, made at or
+        before `at_or_before` when given (a response answers a contact made before it)."""
         ...
 
     async def find_contact(self, decision_id: str, offer_id: str) -> ContactRecord | None: ...
 
-    async def find_decision(self, request_id: str) -> str | None:
-        """The decision id recorded for a request id, if any (idempotent retries)."""
+    async def decision_for_request(self, request_id: str) -> DecisionRecord | None:
+        """The decision recorded for a request id, with its contacts, if any (idempotent retries)."""
         ...
 
     async def summary(self, customer_id: str, since: float) -> HistorySummary:

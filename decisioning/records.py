@@ -25,7 +25,7 @@ class ContactRecord:
     direction: Direction
     offer_id: str
     group: str
-    outcome: Outcome  # PRESENTED or SENT
+    outcome: Outcome  # PRESENTED (inbound decision), SELECTED (outbound decision) or SENT
     treatment: str | None = None  # the treatment's title, as shown
     placement: str | None = None
     rank: int | None = None
@@ -36,9 +36,17 @@ class ContactRecord:
     model_version: str | None = None
     catalogue_version: str | None = None
     campaign: str | None = None
+    # A send that confirms an outbound decision's selection names that decision: the send then takes the
+    # selection's place (one contact is counted once), and responses attributed to either reach both.
+    decision_id: str | None = None
+
+    @property
+    def decision_key(self) -> str:
+        """The decision this contact belongs to: its own id, or the outbound decision a send confirms."""
+        return self.decision_id or self.contact_id
 
     def event(self) -> ContactEvent:
-        return ContactEvent(self.at, self.offer_id, self.group, self.channel, self.outcome, self.contact_id)
+        return ContactEvent(self.at, self.offer_id, self.group, self.channel, self.outcome, self.decision_key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,11 @@ class Outcome(StrEnum):
     """What happened to an offer for a customer, as the contact history records it."""
 
     PRESENTED = "presented"  # an offer in a returned decision (inbound)
-    SENT = "sent"  # an outbound contact (email, SMS, letter, call list)
+    SENT = "sent"  # an outbound contact (email, SMS, letter, call list), confirmed by the campaign tool
+    # An outbound decision's pick, not yet confirmed as sent: it counts as `sent` from the moment of the
+    # decision until its confirmation arrives (then the send counts instead) or its channel's
+    # confirmation period ends unconfirmed (then it stops counting).
+    SELECTED = "selected"
     NOT_DISPLAYED = "not_displayed"  # the channel could not show it: releases the presentation
     CLICKED = "clicked"
     ACCEPTED = "accepted"
