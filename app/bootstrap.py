@@ -13,8 +13,6 @@ import time
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from app.metrics import Metrics
-from app.service import DecisionService
 from app.settings import Settings, redact_url
 from coordination.budgets import InMemoryBudgetCounter, RedisBudgetCounter
 from coordination.locks import LocalCustomerLock, RedisCustomerLock
@@ -31,6 +29,8 @@ from models.prior import PriorScorer
 from models.registry import ModelNotFound, ModelRegistry
 from policies.events import load_event_rules
 from policies.loader import load_catalogue
+from service.metrics import Metrics
+from service.service import DecisionService
 
 log = logging.getLogger("nbo.bootstrap")
 
@@ -93,6 +93,7 @@ async def open_history(settings: Settings) -> SqlHistory:
         settings.database_url,
         batch_max=settings.history_batch_max,
         batch_wait_ms=settings.history_batch_wait_ms,
+        sqlite_synchronous=settings.sqlite_synchronous,
     )
     await history.start()
     return history

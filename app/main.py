@@ -13,12 +13,14 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 
-from app.errors import ApiError
-from app.metrics import Metrics, MetricsMiddleware
+from app.errors import error_kind, error_response
+from app.metrics import MetricsMiddleware
 from app.routes import router
-from app.service import DecisionService
 from app.settings import Settings
 from history.writer import HistoryWriteError
+from service.errors import ServiceError
+from service.metrics import Metrics
+from service.service import DecisionService
 
 log = logging.getLogger("nbo.app")
 STORE_FAILURES: tuple[type[Exception], ...] = (HistoryWriteError, DBAPIError, RedisError, OSError)
@@ -73,10 +75,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         _count(request, "validation")
         return JSONResponse({"error": "validation", "detail": detail}, status_code=422)
 
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        _count(request, exc.kind)
-        return JSONResponse({"error": exc.kind, "detail": _without_input(exc.detail)}, status_code=exc.status)
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        _count(request, error_kind(exc))
+        return error_response(exc)
 
     for failure in STORE_FAILURES:
 
@@ -85,19 +87,14 @@ def _install_error_handlers(app: FastAPI) -> None:
             # A store is down or refused the write: nothing was acknowledged, the caller may retry.
             _count(request, "store_unavailable")
             log.error("store unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
-            return JSONResponse({"error": "unavailable", "detail": "a store is unavailable; retry"}, status_code=503)
+            body = {"error": "unavailable", "detail": "a store is unavailable; retry"}
+            return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         _count(request, "internal")
         log.exception("unhandled error", extra={"path": request.url.path})
         return JSONResponse({"error": "internal", "detail": "unexpected error; it was logged"}, status_code=500)
-
-
-def _without_input(detail: Any) -> Any:
-    if isinstance(detail, list):
-        return [{k: v for k, v in d.items() if k != "input"} if isinstance(d, dict) else d for d in detail]
-    return detail
 
 
 def _count(request: Request, kind: str) -> None:

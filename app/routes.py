@@ -1,9 +1,13 @@
-"""HTTP routes under /v1, plus health, readiness and metrics. Thin: parse, call the service, shape."""
+"""HTTP routes under /v1, plus health, readiness and metrics. Thin: body to command, call, result to body.
+
+Domain errors (`service.errors`) become HTTP statuses in one handler (`app/errors.py`).
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -11,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.schemas import (
     CatalogueOfferOut,
+    ContactIn,
     ContactsIn,
     ContactsOut,
     DecisionIn,
@@ -25,12 +30,16 @@ from app.schemas import (
     OffersOut,
     ResponseIn,
     ResponseOut,
+    SendOut,
     TreatmentOut,
 )
-from app.service import DecisionService
 from decisioning.catalogue import Offer
-from decisioning.engine import Decision, PresentedOffer
+from decisioning.engine import PresentedOffer
 from decisioning.records import HistoryEntry
+from decisioning.types import Outcome
+from service.commands import ApplyEvent, Decide, ReportSend, Respond
+from service.results import DecisionResult, SendResult
+from service.service import DecisionService
 
 
 def get_service(request: Request) -> DecisionService:
@@ -45,30 +54,46 @@ router = APIRouter()
 
 @router.post("/v1/decisions", response_model=DecisionOut, responses=ERRORS, tags=["decisions"])
 async def post_decision(body: DecisionIn, service: Service) -> DecisionOut:
-    """Decide the best offers for one contact; the decision is recorded before it is returned."""
-    decision = await service.decide(body)
-    return _decision_out(decision, body.explain)
+    """Decide the best offers for one contact; the decision is recorded before it is returned.
+
+    A retry with a `request_id` that was decided already returns that decision again (`replayed`)."""
+    return _decision_out(await service.decide(_decide(body)), body.explain)
 
 
 @router.post("/v1/responses", response_model=ResponseOut, responses=ERRORS, tags=["history"])
 async def post_response(body: ResponseIn, service: Service) -> ResponseOut:
     """Record a customer's response; idempotent, attributed to the decision that presented the offer."""
-    response_id, decision_id, recorded = await service.respond(body)
-    return ResponseOut(response_id=response_id, decision_id=decision_id, recorded=recorded)
+    command = Respond(
+        body.customer_id,
+        body.offer_id,
+        body.channel,
+        Outcome(body.outcome),
+        body.decision_id,
+        _epoch(body.at),
+        body.request_id,
+    )
+    result = await service.respond(command)
+    return ResponseOut(response_id=result.response_id, decision_id=result.decision_id, recorded=result.recorded)
 
 
 @router.post("/v1/events", response_model=EventOut, responses=ERRORS, tags=["events"])
 async def post_event(body: EventIn, service: Service) -> EventOut:
     """Apply a real-time customer event to the features that rules and models read."""
-    updated = await service.apply_event(body)
-    return EventOut(customer_id=body.customer_id, type=body.type, updated=updated)
+    result = await service.apply_event(ApplyEvent(body.customer_id, body.type, body.attributes, _epoch(body.at)))
+    return EventOut(customer_id=result.customer_id, type=result.type, updated=list(result.updated))
 
 
 @router.post("/v1/contacts", response_model=ContactsOut, responses=ERRORS, tags=["history"])
 async def post_contacts(body: ContactsIn, service: Service) -> ContactsOut:
-    """Record outbound sends (email, SMS, letters, call lists) in the unified history."""
-    recorded = await service.record_contacts(body.contacts)
-    return ContactsOut(received=len(body.contacts), recorded=recorded)
+    """Record outbound sends (email, SMS, letters, call lists) in the unified history.
+
+    A send naming `decision_id` confirms that outbound decision's selection; one without is checked
+    against the same contact policies and budgets, and recorded even when over them (the answer says so).
+    """
+    result = await service.record_contacts([_send(c) for c in body.contacts])
+    return ContactsOut(
+        received=result.received, recorded=result.recorded, contacts=[_send_out(s) for s in result.sends]
+    )
 
 
 @router.get("/v1/customers/{customer_id}/history", response_model=HistoryOut, tags=["history"])
@@ -105,7 +130,46 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def _decision_out(decision: Decision, explain: bool) -> DecisionOut:
+def _decide(body: DecisionIn) -> Decide:
+    context = body.context.model_dump(exclude={"intent"}, exclude_none=True)
+    return Decide(
+        customer_id=body.customer_id,
+        channel=body.channel,
+        placement=body.placement,
+        max_offers=body.max_offers,
+        intent=body.context.intent,
+        context=context,
+        explain=body.explain,
+        request_id=body.request_id,
+    )
+
+
+def _send(c: ContactIn) -> ReportSend:
+    return ReportSend(
+        c.contact_id, c.customer_id, c.offer_id, c.channel, _epoch(c.at), c.treatment, c.campaign, c.decision_id
+    )
+
+
+def _send_out(s: SendResult) -> SendOut:
+    return SendOut(
+        contact_id=s.contact_id,
+        offer_id=s.offer_id,
+        recorded=s.recorded,
+        confirms=s.confirms,
+        over_policies=list(s.over_policies),
+        over_budget=s.over_budget,
+    )
+
+
+def _epoch(at: datetime | None) -> float | None:
+    """Epoch seconds of a request time; a time without an offset is UTC."""
+    if at is None:
+        return None
+    return (at if at.tzinfo else at.replace(tzinfo=ZoneInfo("UTC"))).timestamp()
+
+
+def _decision_out(result: DecisionResult, explain: bool) -> DecisionOut:
+    decision = result.decision
     return DecisionOut(
         decision_id=decision.decision_id,
         customer_id=decision.customer_id,
@@ -115,8 +179,10 @@ def _decision_out(decision: Decision, explain: bool) -> DecisionOut:
         control_group=decision.control_group,
         catalogue_version=decision.catalogue_version,
         model_version=decision.model_version,
+        direction=decision.direction.value,
+        replayed=result.replayed,
         notes=list(decision.notes),
-        explanation=[e.to_dict() for e in decision.explanations] if explain else None,
+        explanation=[e.to_dict() for e in decision.explanations] if explain and not result.replayed else None,
     )
 
 

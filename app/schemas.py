@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StringConstraints, model_validator
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@\-]+$")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
-Scalar = str | int | float | bool | None
-Attributes = Annotated[dict[Annotated[str, StringConstraints(max_length=64)], Scalar], Field(max_length=50)]
+Key = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]*$")]
+MAX_STRING = 1024
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _scalar(value: Any) -> Any:
+    """A context or event value: a scalar every store keeps as it is. Integers stay within 64 bits (JSON
+    encoders and databases refuse larger ones), numbers are finite, strings short, and nothing nests."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not INT64[0] <= value <= INT64[1]:
+            raise ValueError("integer out of range: whole numbers must fit in 64 bits")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("number must be finite (not NaN or infinity)")
+        return value
+    if isinstance(value, str):
+        if len(value) > MAX_STRING:
+            raise ValueError(f"string longer than {MAX_STRING} characters")
+        return value
+    raise ValueError("must be a string, number, true/false or null (no lists or objects)")
+
+
+Scalar = Annotated[str | int | float | bool | None, PlainValidator(_scalar)]
+Attributes = Annotated[dict[Key, Scalar], Field(max_length=50)]
+MAX_CONTEXT_KEYS = 32
 
 
 class Strict(BaseModel):
@@ -18,11 +45,20 @@ class Strict(BaseModel):
 
 
 class DecisionContext(Strict):
+    """The real-time context: an intent, and free-form scalar attributes rules read with `context('key')`."""
+
     model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+    __pydantic_extra__: dict[Key, Scalar] = Field(init=False)  # type: ignore[assignment]
 
     intent: Name | None = None
     page: Annotated[str, StringConstraints(max_length=256)] | None = None
     device: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> DecisionContext:
+        if len(self.model_extra or {}) + 3 > MAX_CONTEXT_KEYS:
+            raise ValueError(f"at most {MAX_CONTEXT_KEYS} context attributes")
+        return self
 
 
 class DecisionIn(Strict):
@@ -65,6 +101,8 @@ class DecisionOut(BaseModel):
     control_group: bool
     catalogue_version: str
     model_version: str
+    direction: str = "inbound"  # outbound: the offers are selections; confirm the sends with /v1/contacts
+    replayed: bool = False  # the request id was decided already: this is that decision, as recorded
     notes: list[str] = []
     explanation: list[dict[str, Any]] | None = None
 
@@ -106,15 +144,27 @@ class ContactIn(Strict):
     at: datetime | None = None
     treatment: Annotated[str, StringConstraints(max_length=256)] | None = None
     campaign: Identifier | None = None
+    # The outbound decision whose selection this send confirms (it then counts once, as this send).
+    decision_id: Identifier | None = None
 
 
 class ContactsIn(Strict):
     contacts: Annotated[list[ContactIn], Field(min_length=1, max_length=10_000)]
 
 
+class SendOut(BaseModel):
+    contact_id: str
+    offer_id: str
+    recorded: bool  # False: recorded before (a retried list)
+    confirms: str | None  # the outbound decision this send confirmed
+    over_policies: list[str]  # contact policies this send went over (it is recorded all the same)
+    over_budget: bool
+
+
 class ContactsOut(BaseModel):
     received: int
     recorded: int
+    contacts: list[SendOut]
 
 
 class HistoryEntryOut(BaseModel):

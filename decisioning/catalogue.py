@@ -216,6 +216,8 @@ class Catalogue:
     policies: tuple[ContactPolicy, ...]
     settings: ArbitrationSettings
     features: tuple[FeatureSpec, ...] = ()
+    # Outbound channels -> seconds within which a selection must be confirmed as sent (else it stops counting)
+    outbound: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     offers_by_id: Mapping[str, Offer] = field(init=False, repr=False, compare=False)
     service_offer_ids: frozenset[str] = field(init=False, repr=False, compare=False)
 
@@ -225,6 +227,14 @@ class Catalogue:
 
     def offer(self, offer_id: str) -> Offer | None:
         return self.offers_by_id.get(offer_id)
+
+    def is_outbound(self, channel: str) -> bool:
+        """True for a channel whose decisions are selections for a campaign (email, SMS, call list)."""
+        return channel in self.outbound
+
+    def confirmation_seconds(self, channel: str) -> float | None:
+        """How long an outbound selection in `channel` counts without a confirmed send (None: inbound)."""
+        return self.outbound.get(channel)
 
     def response_window_seconds(self, offer_id: str) -> float | None:
         offer = self.offer(offer_id)

@@ -2,7 +2,7 @@
 
 `decide` is pure: it receives the catalogue, the customer's features, the request context, the customer's
 history summary, a scorer and the budgets known to be exhausted, and returns a `Decision` value. Loading,
-budget reservation and logging are the service's job (app/service.py).
+budget reservation and logging are the application layer's job (service/decisions.py).
 """
 
 from __future__ import annotations
@@ -55,24 +55,30 @@ class Decision:
     mode: str
     catalogue_version: str
     model_version: str
+    direction: Direction = Direction.INBOUND  # outbound: the offers are selections for a campaign
     suppressions: tuple[Suppression, ...] = ()
     explanations: tuple[CandidateExplanation, ...] = ()  # every candidate, when asked
     scored: tuple[tuple[str, float, float], ...] = ()  # (offer id, propensity, priority) of every candidate
     notes: tuple[str, ...] = field(default=())  # data quality and rule errors, in words
 
     def to_record(self, request_id: str | None = None) -> DecisionRecord:
-        """The rows the contact history keeps for this decision."""
+        """The rows the contact history keeps for this decision.
+
+        An inbound decision presents its offers; an outbound one selects them, and the campaign tool's
+        confirmation later records the send (`POST /v1/contacts` with the decision id).
+        """
         ctx = self.context
+        outcome = Outcome.SELECTED if self.direction is Direction.OUTBOUND else Outcome.PRESENTED
         contacts = tuple(
             ContactRecord(
                 contact_id=self.decision_id,
                 customer_id=self.customer_id,
                 at=ctx.now,
                 channel=ctx.channel,
-                direction=Direction.INBOUND,
+                direction=self.direction,
                 offer_id=p.offer.id,
                 group=p.offer.group,
-                outcome=Outcome.PRESENTED,
+                outcome=outcome,
                 treatment=p.treatment.title,
                 placement=ctx.placement,
                 rank=p.rank,
@@ -146,7 +152,9 @@ class _Run:
         self.catalogue = catalogue
         self.request = request
         self.ctx = request.context
-        self.view = HistoryView(summary, self.ctx.now, catalogue.response_window_seconds)
+        self.view = HistoryView(
+            summary, self.ctx.now, catalogue.response_window_seconds, catalogue.confirmation_seconds
+        )
         self.env = RuleEnv(request.customer.values, self.ctx, self.view)
         self.dropped: list[CandidateExplanation] = []
         self.notes: list[str] = _data_notes(request.customer)
@@ -287,6 +295,7 @@ class _Run:
             mode=result.mode,
             catalogue_version=self.catalogue.version,
             model_version=model,
+            direction=Direction.OUTBOUND if self.catalogue.is_outbound(self.ctx.channel) else Direction.INBOUND,
             suppressions=tuple(self.policy.suppressed.values()),
             explanations=self._explanations(candidates, result) if self.request.explain else (),
             scored=tuple((c.offer.id, c.propensity, c.priority) for c in candidates),

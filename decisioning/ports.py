@@ -78,6 +78,11 @@ class CustomerCache(Protocol):
     async def close(self) -> None: ...
 
 
+class UnstorableRecord(ValueError):
+    """A record the history cannot store (a value it cannot encode): only that write fails, never the
+    writes it would have shared a transaction with."""
+
+
 class ContactHistory(Protocol):
     """The unified contact history: append-only, durable once a call returns.
 

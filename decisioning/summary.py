@@ -7,7 +7,11 @@ The summary is the recent part of the customer's unified contact history, as a t
 `HistoryView` is the read side for one decision at one moment. It derives what the raw events imply:
 - a presentation later reported `not_displayed` (same decision and offer) no longer counts as presented;
 - a contact with no response after the offer's response window counts as `ignored`, at the moment the
-  window closed; a late response corrects it (the implicit `ignored` disappears).
+  window closed; a late response corrects it (the implicit `ignored` disappears);
+- an outbound selection (`selected`) counts as `sent` from the moment of its decision; once the campaign
+  tool confirms the send (a `sent` event naming the same decision and offer) the send counts instead, and
+  a selection still unconfirmed after its channel's confirmation period stops counting. One contact is
+  counted once, whichever way it arrived.
 """
 
 from __future__ import annotations
@@ -81,10 +85,13 @@ class HistoryView:
         summary: HistorySummary,
         now: float,
         response_window: Callable[[str], float | None] | Mapping[str, float | None] = lambda _: None,
+        confirmation_window: Callable[[str], float | None] = lambda _: None,
     ) -> None:
+        """`confirmation_window` maps an outbound channel to how long its selections count unconfirmed."""
         self.summary = summary
         self.now = now
         self._window = response_window.get if isinstance(response_window, Mapping) else response_window
+        self._confirmation = confirmation_window
         self._memo: dict[tuple[frozenset[Outcome], frozenset[str] | None], tuple[Happening, ...]] = {}
 
     @cached_property
@@ -114,13 +121,32 @@ class HistoryView:
             e
             for e in self._past
             if e.outcome is not Outcome.NOT_DISPLAYED
+            and e.outcome is not Outcome.SELECTED
             and not (released and e.outcome in CONTACT_OUTCOMES and (e.decision_id, e.offer_id) in released)
         ]
+        pending = self._pending_selections()
+        if pending:
+            out.extend(pending)
+            out.sort(key=lambda h: h.at)
         ignores = self._implicit_ignores()
         if ignores:
             out.extend(ignores)
             out.sort(key=lambda h: h.at)
         return tuple(out)
+
+    def _pending_selections(self) -> list[Happening]:
+        """Outbound selections not yet confirmed nor expired, as the sends they stand for."""
+        selections = [e for e in self._past if e.outcome is Outcome.SELECTED]
+        if not selections:
+            return []
+        sent = {(e.decision_id, e.offer_id) for e in self._past if e.outcome is Outcome.SENT}
+        pending = []
+        for e in selections:
+            period = self._confirmation(e.channel)
+            if (e.decision_id, e.offer_id) in sent or period is None or e.at + period <= self.now:
+                continue
+            pending.append(ContactEvent(e.at, e.offer_id, e.group, e.channel, Outcome.SENT, e.decision_id))
+        return pending
 
     def _implicit_ignores(self) -> list[Happening]:
         ignores = []

@@ -110,8 +110,16 @@ class _Compiler:
         if self.src.settings is None:
             return None
         channels = tuple(self.src.settings.channels)
+        outbound = {name: spec.confirm_within_hours * 3_600 for name, spec in self.src.settings.outbound.items()}
         return Catalogue(
-            version, channels, MappingProxyType(groups), offers, policies, settings, self.features
+            version,
+            channels,
+            MappingProxyType(groups),
+            offers,
+            policies,
+            settings,
+            self.features,
+            outbound=MappingProxyType(outbound),
         )
 
     # --- features ------------------------------------------------------------------------------------

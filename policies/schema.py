@@ -86,10 +86,19 @@ class ArbitrationSpec(Strict):
     default_response_window_days: Positive | None = 7.0
 
 
+class OutboundChannelSpec(Strict):
+    """An outbound channel (email, SMS, letter, call list): its decisions are selections for a campaign."""
+
+    # A selection the campaign tool does not confirm as sent within this period stops counting.
+    confirm_within_hours: Positive = 48.0
+
+
 class CatalogueFile(Strict):
     """catalogue.yaml; `groups` entries are validated one by one with `GroupSpec`."""
 
     channels: list[Identifier] = Field(min_length=1)
+    # Which of the channels are outbound; the others are inbound (the customer came to us).
+    outbound: dict[str, OutboundChannelSpec] = {}
     timezone: str = "UTC"
     arbitration: ArbitrationSpec = ArbitrationSpec()
     groups: list[Any] = Field(min_length=1)
@@ -98,6 +107,13 @@ class CatalogueFile(Strict):
     @classmethod
     def _unique_channels(cls, channels: list[str]) -> list[str]:
         return _unique(channels, "channel")
+
+    @model_validator(mode="after")
+    def _outbound_channels_are_channels(self) -> CatalogueFile:
+        unknown = sorted(set(self.outbound) - set(self.channels))
+        if unknown:
+            raise ValueError(f"outbound channels not in channels: {', '.join(unknown)}")
+        return self
 
 
 class GroupSpec(RuleClasses):

@@ -114,7 +114,9 @@ def catalogue(
     policies: Sequence[ContactPolicy] = (),
     settings: ArbitrationSettings | None = None,
     groups: Mapping[str, OfferGroup] | None = None,
+    outbound: Mapping[str, float] | None = None,
 ) -> Catalogue:
+    """A catalogue of `offers`; `outbound` maps outbound channels to their confirmation period (seconds)."""
     groups = groups or {o.group: OfferGroup(o.group, o.group.title()) for o in offers}
     return Catalogue(
         version="test",
@@ -123,6 +125,7 @@ def catalogue(
         offers=tuple(offers),
         policies=tuple(policies),
         settings=settings or ArbitrationSettings(consistency_boost=1.0),
+        outbound=dict(outbound or {}),
     )
 
 
@@ -164,4 +167,5 @@ class FixedScorer:
 
 
 def with_settings(cat: Catalogue, **changes: object) -> Catalogue:
-    return catalogue(cat.offers, cat.policies, replace(cat.settings, **changes), cat.groups)  # type: ignore[arg-type]
+    settings = replace(cat.settings, **changes)  # type: ignore[arg-type]
+    return catalogue(cat.offers, cat.policies, settings, cat.groups, cat.outbound)
