@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
@@ -17,7 +18,7 @@ from app.settings import Settings, redact_url
 from coordination.budgets import InMemoryBudgetCounter, RedisBudgetCounter
 from coordination.locks import LocalCustomerLock, RedisCustomerLock
 from decisioning.catalogue import Catalogue
-from decisioning.ports import BudgetCounter, CustomerCache, CustomerLock, Scorer
+from decisioning.ports import BudgetCounter, ContactHistory, CustomerCache, CustomerLock, EventRules, Scorer
 from decisioning.summary import RETENTION_SECONDS, HistorySummary
 from features.files import read_feature_file
 from features.memory import InMemoryCustomerCache
@@ -35,36 +36,63 @@ from service.service import DecisionService
 log = logging.getLogger("nbo.bootstrap")
 
 
-async def build_service(settings: Settings, metrics: Metrics) -> DecisionService:
-    """Load the catalogue and the model, open the stores, and hand back a ready service."""
+@dataclass(frozen=True)
+class Adapters:
+    """What the service is built from: the catalogue, the model and an adapter for every port.
+
+    Tests and tools swap one (`dataclasses.replace`) and build the service with `service_from`.
+    """
+
+    catalogue: Catalogue
+    events: EventRules
+    scorer: Scorer
+    cache: CustomerCache
+    history: ContactHistory
+    budgets: BudgetCounter
+    locks: CustomerLock
+
+
+async def open_adapters(settings: Settings) -> Adapters:
+    """Load the catalogue and the model and open the stores the settings name."""
     catalogue = load_catalogue(settings.catalogue_dir)
     events = load_event_rules(settings.catalogue_dir, catalogue.features)
     scorer = load_scorer(settings)
     sql = await open_history(settings)
     cache, budgets, locks = await open_cache(settings, catalogue, sql)
     history = await write_behind(settings, cache, sql) if settings.history_mode == "write_behind" else sql
-    log.info(
-        "service ready",
-        extra={
-            "catalogue_version": catalogue.version,
-            "offers": len(catalogue.offers),
-            "model_version": scorer.version,
-            "history": redact_url(settings.database_url),
-            "cache": "redis" if settings.redis_url else "in-process",
-        },
-    )
+    return Adapters(catalogue, events, scorer, cache, history, budgets, locks)
+
+
+def service_from(adapters: Adapters, settings: Settings, metrics: Metrics) -> DecisionService:
+    """The application layer on these adapters, with the settings' limits."""
     return DecisionService(
-        catalogue=catalogue,
-        scorer=scorer,
-        cache=cache,
-        history=history,
-        budgets=budgets,
-        events=events,
-        locks=locks,
+        catalogue=adapters.catalogue,
+        scorer=adapters.scorer,
+        cache=adapters.cache,
+        history=adapters.history,
+        budgets=adapters.budgets,
+        events=adapters.events,
+        locks=adapters.locks,
         metrics=metrics,
         max_offers_limit=settings.max_offers_limit,
         max_in_flight=settings.max_in_flight,
     )
+
+
+async def build_service(settings: Settings, metrics: Metrics) -> DecisionService:
+    """Load the catalogue and the model, open the stores, and hand back a ready service."""
+    adapters = await open_adapters(settings)
+    log.info(
+        "service ready",
+        extra={
+            "catalogue_version": adapters.catalogue.version,
+            "offers": len(adapters.catalogue.offers),
+            "model_version": adapters.scorer.version,
+            "history": redact_url(settings.database_url),
+            "cache": "redis" if settings.redis_url else "in-process",
+        },
+    )
+    return service_from(adapters, settings, metrics)
 
 
 async def write_behind(settings: Settings, cache: CustomerCache, sql: SqlHistory) -> StreamHistory:

@@ -11,8 +11,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.bootstrap import Adapters, open_adapters, service_from
 from app.main import create_app
 from app.settings import Settings
+from service.metrics import Metrics
+from service.service import DecisionService
 
 ADULT = {
     "age": 35,
@@ -61,13 +64,27 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
+Adapt = Callable[[Adapters], Adapters]
+
+
+def factory_for(adapt: Adapt | None) -> Callable[[Settings, Metrics], Awaitable[DecisionService]]:
+    """A service factory that builds the real adapters, then lets the test swap some of them."""
+
+    async def factory(settings: Settings, metrics: Metrics) -> DecisionService:
+        adapters = await open_adapters(settings)
+        return service_from(adapt(adapters) if adapt else adapters, settings, metrics)
+
+    return factory
+
+
 @pytest.fixture
 async def start(settings: Settings) -> AsyncIterator[Callable[..., Awaitable[Started]]]:
-    """Start the app (lifespan included); call again for a restart on the same database."""
+    """Start the app (lifespan included); call again for a restart on the same database. `adapt` swaps
+    adapters before the service is built; other keywords change the settings."""
     async with AsyncExitStack() as stack:
 
-        async def _start(**changes: object) -> Started:
-            app = create_app(settings.model_copy(update=changes))
+        async def _start(adapt: Adapt | None = None, **changes: object) -> Started:
+            app = create_app(settings.model_copy(update=changes), service_factory=factory_for(adapt))
             await stack.enter_async_context(app.router.lifespan_context(app))
             client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://nbo.test")
             await stack.enter_async_context(client)

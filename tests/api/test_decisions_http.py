@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
+
+from tests.api.doubles import GatedLocks, UnreachableHistory
 
 WEB = {"customer_id": "c-adult", "channel": "web", "placement": "home_hero"}
 STACK_CATALOGUE = Path(__file__).resolve().parents[1] / "fixtures" / "stack_catalogue"
@@ -135,10 +137,11 @@ async def test_outbound_contacts_share_the_history_and_its_caps(client):
             for i, offer in enumerate(["savings_high_yield", "card_cashback"])
         ]
     }
-    response = await client.post("/v1/contacts", json=sends)
-    assert response.json() == {"received": 2, "recorded": 2}
-    again = await client.post("/v1/contacts", json=sends)
-    assert again.json() == {"received": 2, "recorded": 0}
+    response = (await client.post("/v1/contacts", json=sends)).json()
+    assert (response["received"], response["recorded"]) == (2, 2)
+    assert [s["recorded"] for s in response["contacts"]] == [True, True]
+    again = (await client.post("/v1/contacts", json=sends)).json()
+    assert (again["received"], again["recorded"]) == (2, 0)
     email = await decide(client, channel="email", max_offers=3, explain=True)
     assert all(o["group"] == "service" for o in email["offers"])  # outbound_weekly_cap: 2 marketing sends a week
     assert any(e.get("policy", {}).get("id") == "outbound_weekly_cap" for e in email["explanation"])
@@ -157,32 +160,22 @@ async def test_offers_health_readiness_and_metrics(client):
 
 
 async def test_a_history_that_cannot_record_gets_503_and_nothing_is_acknowledged(start):
-    app, client = await start()
-    await app.state.service.history.close()  # the database is gone
+    _, client = await start(adapt=lambda a: replace(a, history=UnreachableHistory(a.history)))
     response = await client.post("/v1/decisions", json=WEB)
     assert response.status_code == 503 and response.json()["error"] == "unavailable"
+    assert response.headers["retry-after"] == "1"
     answer = {"customer_id": "c-adult", "offer_id": "card_gold", "channel": "web", "outcome": "clicked"}
     assert (await client.post("/v1/responses", json=answer)).status_code == 503
 
 
 async def test_beyond_its_in_flight_limit_the_service_sheds_load_with_503(start):
-    app, client = await start(max_in_flight=2)
-    service = app.state.service
-    release = asyncio.Event()
-    real_hold = service.locks.hold
-
-    @contextlib.asynccontextmanager
-    async def slow_hold(customer_id):  # keeps the first decisions in progress until released
-        await release.wait()
-        async with real_hold(customer_id):
-            yield
-
-    service.locks.hold = slow_hold
+    gate = asyncio.Event()  # keeps the first decisions in progress until set
+    _, client = await start(adapt=lambda a: replace(a, locks=GatedLocks(a.locks, gate)), max_in_flight=2)
     first = [asyncio.create_task(client.post("/v1/decisions", json={**WEB, "customer_id": f"c-{i}"})) for i in range(2)]
     await asyncio.sleep(0.05)
     shed = await client.post("/v1/decisions", json=WEB)
-    assert shed.status_code == 503 and "overloaded" in shed.text
-    release.set()
+    assert shed.status_code == 503 and "overloaded" in shed.text and shed.headers["retry-after"]
+    gate.set()
     assert [r.status_code for r in await asyncio.gather(*first)] == [200, 200]
     assert (await client.post("/v1/decisions", json=WEB)).status_code == 200
 
@@ -193,8 +186,8 @@ async def test_not_displayed_releases_the_presentation_and_its_budget_unit(start
     decision = await decide(client)
     assert decision["offers"][0]["offer_id"] == "advice_call"
     advice = service.catalogue.offer("advice_call")
-    key = service._budget_key(advice, service.clock())
-    assert await service.budgets.used(key) == 1
+    key, counter = service.budgets.key(advice, service.clock()), service.budgets.counter
+    assert await counter.used(key) == 1
     answer = {
         "customer_id": "c-adult",
         "offer_id": "advice_call",
@@ -203,6 +196,6 @@ async def test_not_displayed_releases_the_presentation_and_its_budget_unit(start
         "decision_id": decision["decision_id"],
     }
     assert (await client.post("/v1/responses", json=answer)).json()["recorded"] is True
-    assert await service.budgets.used(key) == 0
+    assert await counter.used(key) == 0
     assert (await client.post("/v1/responses", json=answer)).json()["recorded"] is False
-    assert await service.budgets.used(key) == 0  # given back once, not twice
+    assert await counter.used(key) == 0  # given back once, not twice

@@ -138,6 +138,9 @@ class FakeBudgets:
     async def release(self, key: str) -> None:
         self.used[key] = max(0, self.used.get(key, 0) - 1)
 
+    async def used_units(self, key: str) -> int:
+        return self.used.get(key, 0)
+
 
 class FakeLocks:
     """`CustomerLock` that records who held it; `busy` customers time out."""
