@@ -149,6 +149,9 @@ class FeatureValidator:
         self.specs = tuple(specs)
         self.compiled = tuple(_compile(s) for s in self.specs)
         self.defaults: Mapping[str, FeatureValue] = {c.name: c.default for c in self.compiled}
+        # What an unknown customer's decision reports as defaulted: the same features a known customer
+        # with nothing stored would report (event features are absent for anyone the events skipped).
+        self.unknown_defaulted = tuple(c.name for c in self.compiled if c.report_missing)
 
     def validate(self, customer_id: str, snapshot: CustomerSnapshot, now: float) -> CustomerFeatures:
         """Every declared feature with a valid value; what was defaulted or stale (see module doc)."""
@@ -156,7 +159,7 @@ class FeatureValidator:
         # a third of it.
         stored = snapshot.features
         if stored is None:
-            return CustomerFeatures(customer_id, dict(self.defaults), known=False)
+            return CustomerFeatures(customer_id, dict(self.defaults), False, self.unknown_defaulted)
         times = snapshot.feature_times
         batch_time = times.get("*")
         values: dict[str, FeatureValue] = {}

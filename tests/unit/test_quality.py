@@ -98,8 +98,9 @@ def test_an_invalid_event_feature_is_defaulted() -> None:
     assert result.defaulted == ("card_declined_count",)
 
 
-def test_unknown_customer_gets_all_defaults_and_nothing_listed() -> None:
-    result = validate_features(SPECS, "new", CustomerSnapshot("new", None), NOW)
+def test_unknown_customer_gets_all_defaults_and_lists_them_as_defaulted() -> None:
+    specs = (*SPECS, EventFeatureSpec("card_declined_count", FeatureType.NUMBER, 0, minimum=0))
+    result = validate_features(specs, "new", CustomerSnapshot("new", None), NOW)
     assert not result.known
     assert result.customer_id == "new"
     assert result.values == {
@@ -108,8 +109,12 @@ def test_unknown_customer_gets_all_defaults_and_nothing_listed() -> None:
         "has_mortgage": False,
         "segment": "mass",
         "churn_signal_at": None,
+        "card_declined_count": 0.0,
     }
-    assert result.defaulted == () and result.stale == ()
+    # Every batch feature came from its default, as for a known customer with nothing stored; an event
+    # feature's absence is normal (no event happened), so it is not listed.
+    assert result.defaulted == ("age", "balance", "has_mortgage", "segment", "churn_signal_at")
+    assert result.stale == ()
 
 
 def test_stale_uses_the_feature_time_else_the_batch_time() -> None:
