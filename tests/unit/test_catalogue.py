@@ -88,7 +88,15 @@ def test_version_is_a_stable_content_hash(demo: Catalogue, tmp_path: Path) -> No
     assert demo.version == catalogue_version(DEMO_DIRECTORY) == catalogue_version(copy)
     assert len(demo.version) == 12 and int(demo.version, 16) >= 0
 
-    (copy / "events.yaml").write_text("not: part of the catalogue\n")
+    (copy / "README.txt").write_text("not part of the catalogue\n")
+    assert catalogue_version(copy) == demo.version
+
+    # An event rule changes what decisions read: it changes the version too.
+    events = copy / "events.yaml"
+    events.write_text(events.read_text().replace("when: amount >= 5000", "when: amount >= 4000"))
+    assert catalogue_version(copy) != demo.version
+    assert load_catalogue(copy).version == catalogue_version(copy)
+    events.write_text((DEMO_DIRECTORY / "events.yaml").read_text())
     assert catalogue_version(copy) == demo.version
 
     offers = copy / "offers.yaml"
@@ -99,7 +107,14 @@ def test_version_is_a_stable_content_hash(demo: Catalogue, tmp_path: Path) -> No
 
 def test_catalogue_files_are_the_yaml_the_loader_reads() -> None:
     names = [p.name for p in catalogue_files(DEMO_DIRECTORY)]
-    assert names == ["catalogue.yaml", "features.yaml", "offers.yaml", "offers_care.yaml", "policies.yaml"]
+    assert names == [
+        "catalogue.yaml",
+        "events.yaml",
+        "features.yaml",
+        "offers.yaml",
+        "offers_care.yaml",
+        "policies.yaml",
+    ]
 
 
 def test_treatments_cover_the_channels_with_scripts_for_agents(demo: Catalogue) -> None:
