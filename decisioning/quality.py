@@ -2,7 +2,9 @@
 
 Two entry points, both pure:
 - `validate_features` runs on every decision: each declared feature gets a value (the stored one, coerced to
-  its type, when valid; else the schema default) and the result says which were defaulted or stale.
+  its type, when valid; else the schema default) and the result says which were defaulted or stale. A
+  windowed count (`op: count` in events.yaml) is counted here, at the decision's time `now`, from the
+  event times the snapshot carries: the same snapshot read a week later counts fewer events.
 - `validate_columns` runs when a feature file is loaded: it cleans a column batch and counts, per feature,
   the values it rejected and the ones that will fall back to the default.
 
@@ -160,6 +162,8 @@ class FeatureValidator:
         stored = snapshot.features
         if stored is None:
             return CustomerFeatures(customer_id, dict(self.defaults), False, self.unknown_defaulted)
+        if snapshot.windowed:  # windowed counts exist only at a moment: the decision's
+            stored = {**stored, **{name: w.count_at(now) for name, w in snapshot.windowed.items()}}
         times = snapshot.feature_times
         batch_time = times.get("*")
         values: dict[str, FeatureValue] = {}
