@@ -87,7 +87,7 @@ def features_load(
 def catalogue_validate(
     directory: Annotated[Path | None, typer.Argument(help="Catalogue directory (default NBO_CATALOGUE_DIR)")] = None,
 ) -> None:
-    """Check a catalogue; every problem is listed with its file, offer, rule and position."""
+    """Check a catalogue and its events.yaml; every problem is listed with its file, entry, rule and position."""
     from policies.loader import catalogue_version, validate_catalogue
 
     directory = directory or Settings().catalogue_dir

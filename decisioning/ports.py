@@ -21,31 +21,66 @@ from decisioning.types import ContactEvent, Context, CustomerFeatures, FeatureVa
 
 
 @dataclass(frozen=True, slots=True)
+class WindowedCount:
+    """The stored event times of a windowed count feature (`op: count` in events.yaml), oldest first.
+
+    The feature's value is only known at decision time: the number of events in the `window` seconds
+    (rolling) before `now`.
+
+    >>> WindowedCount(30 * 86_400.0, (0.0, 20 * 86_400.0, 40 * 86_400.0)).count_at(45 * 86_400.0)
+    2
+    """
+
+    window: float
+    times: tuple[float, ...]
+
+    def count_at(self, now: float) -> int:
+        """How many events are less than `window` old at `now`.
+
+        Events stamped after `now` count too: they are clock skew between replicas, not the future.
+        """
+        cutoff = now - self.window
+        return sum(1 for t in self.times if t > cutoff)
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
 class CustomerSnapshot:
     """What one round trip to the customer cache returns.
 
     `features` is None for a customer the store has never seen. `feature_times` maps a feature name to
     when it was last written (epoch seconds); the key "*" holds the time of the last batch load.
     `summary` is None when the cache holds no history summary for the customer (the service then
-    rebuilds it from the contact history and stores it back).
+    rebuilds it from the contact history and stores it back). `windowed` holds the event times of the
+    windowed count features: `validate_features` turns them into counts at the decision's time, and they
+    take the place of any value of the same name in `features`.
     """
 
     customer_id: str
     features: Mapping[str, FeatureValue] | None
-    feature_times: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    feature_times: Mapping[str, float] = field(default_factory=lambda: _EMPTY)
     summary: HistorySummary | None = None
+    windowed: Mapping[str, WindowedCount] = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True, slots=True)
 class FeatureUpdate:
     """An atomic change to one real-time feature, derived from a customer event.
 
-    `op` is "incr" (add `value`), "set" (store `value`) or "max" (keep the larger).
+    `op` is "incr" (add `value`), "set" (store `value`), "max" (keep the larger) or "count" (record the
+    event's time, `value` unused: the feature reads as the number of events in the last `window` seconds
+    at decision time, see `WindowedCount`). `window` is only for "count".
+
+    >>> FeatureUpdate("transfer_out_competitor_30d", "count", None, window=30 * 86_400.0).op
+    'count'
     """
 
     feature: str
     op: str
     value: FeatureValue
+    window: float | None = None
 
 
 class CustomerCache(Protocol):

@@ -2,7 +2,9 @@
 
 Two entry points, both pure:
 - `validate_features` runs on every decision: each declared feature gets a value (the stored one, coerced to
-  its type, when valid; else the schema default) and the result says which were defaulted or stale.
+  its type, when valid; else the schema default) and the result says which were defaulted or stale. A
+  windowed count (`op: count` in events.yaml) is counted here, at the decision's time `now`, from the
+  event times the snapshot carries: the same snapshot read a week later counts fewer events.
 - `validate_columns` runs when a feature file is loaded: it cleans a column batch and counts, per feature,
   the values it rejected and the ones that will fall back to the default.
 
@@ -149,6 +151,9 @@ class FeatureValidator:
         self.specs = tuple(specs)
         self.compiled = tuple(_compile(s) for s in self.specs)
         self.defaults: Mapping[str, FeatureValue] = {c.name: c.default for c in self.compiled}
+        # What an unknown customer's decision reports as defaulted: the same features a known customer
+        # with nothing stored would report (event features are absent for anyone the events skipped).
+        self.unknown_defaulted = tuple(c.name for c in self.compiled if c.report_missing)
 
     def validate(self, customer_id: str, snapshot: CustomerSnapshot, now: float) -> CustomerFeatures:
         """Every declared feature with a valid value; what was defaulted or stale (see module doc)."""
@@ -156,7 +161,9 @@ class FeatureValidator:
         # a third of it.
         stored = snapshot.features
         if stored is None:
-            return CustomerFeatures(customer_id, dict(self.defaults), known=False)
+            return CustomerFeatures(customer_id, dict(self.defaults), False, self.unknown_defaulted)
+        if snapshot.windowed:  # windowed counts exist only at a moment: the decision's
+            stored = {**stored, **{name: w.count_at(now) for name, w in snapshot.windowed.items()}}
         times = snapshot.feature_times
         batch_time = times.get("*")
         values: dict[str, FeatureValue] = {}

@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from decisioning.ports import CustomerSnapshot, FeatureUpdate
+from decisioning.ports import CustomerSnapshot, FeatureUpdate, WindowedCount
 from decisioning.summary import HistorySummary
 from decisioning.types import ContactEvent, FeatureValue
-from features.updates import apply_update, check_updates
+from features.updates import apply_update, check_updates, count_event
 
 
 @dataclass
@@ -23,6 +23,7 @@ class _Entry:
     batch_time: float | None = None
     live: dict[str, FeatureValue] = field(default_factory=dict)  # real-time event features
     live_times: dict[str, float] = field(default_factory=dict)
+    windowed: dict[str, WindowedCount] = field(default_factory=dict)  # the event times of `count` features
 
 
 class InMemoryCustomerCache:
@@ -49,7 +50,8 @@ class InMemoryCustomerCache:
         if entry.batch_time is not None:
             times["*"] = entry.batch_time
         values = MappingProxyType({**entry.batch, **entry.live})
-        return CustomerSnapshot(customer_id, values, MappingProxyType(times), summary)
+        windowed = MappingProxyType(dict(entry.windowed))
+        return CustomerSnapshot(customer_id, values, MappingProxyType(times), summary, windowed)
 
     async def put_features(self, rows: Sequence[tuple[str, Mapping[str, FeatureValue]]], at: float) -> int:
         """Replace the batch features of each row's customer; real-time features are kept."""
@@ -63,8 +65,12 @@ class InMemoryCustomerCache:
         check_updates(updates)  # all or nothing, as in Redis
         entry = self._entries.setdefault(customer_id, _Entry())
         for update in updates:
-            entry.live[update.feature] = apply_update(entry.live.get(update.feature), update)
-            entry.live_times[update.feature] = at
+            name = update.feature
+            if update.window is not None:  # a "count" (check_updates saw to that)
+                entry.windowed[name] = count_event(entry.windowed.get(name), update.window, at)
+            else:
+                entry.live[name] = apply_update(entry.live.get(name), update)
+            entry.live_times[name] = at
 
     async def append_events(self, customer_id: str, events: Sequence[ContactEvent], now: float) -> None:
         """Add events to the summary if one is held (a missing summary stays missing)."""

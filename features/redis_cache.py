@@ -10,6 +10,9 @@ live in the same Redis Cluster slot and one Lua script can read or write them to
     the decision reports them defaulted).
   - `e:{feature}` / `t:{feature}`: each real-time event feature and the time it was last written, as
     separate fields so that events update them atomically in place (HINCRBYFLOAT, HSET, Lua for "max").
+  - `w:{feature}`: the event times of a windowed count ("count" updates), `window|t1,t2,...` oldest first,
+    trimmed by the Lua script on every write (see features/updates.py): bounded, and read by the same
+    HGETALL, so a decision still costs one round trip; the decision counts the times within the window.
 - `nbo:v1:h:{customer_id}`, a list: the history summary, one orjson row per contact event after a `#`
   header (the header makes an empty summary distinct from a missing one). A list lets `append_events`
   push rows in a Lua script without decoding and re-encoding the summary (Lua's cjson would also round
@@ -39,11 +42,11 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from decisioning.ports import CustomerSnapshot, FeatureUpdate
+from decisioning.ports import CustomerSnapshot, FeatureUpdate, WindowedCount
 from decisioning.summary import MAX_EVENTS, RETENTION_SECONDS, HistorySummary
 from decisioning.types import DAY, ContactEvent, FeatureValue, Outcome
 from features import redis_scripts
-from features.updates import check_updates
+from features.updates import MAX_COUNTED_EVENTS, check_updates
 
 SUMMARY_HEADER = redis_scripts.SUMMARY_HEADER
 
@@ -96,13 +99,18 @@ class RedisCustomerCache:
     async def load(self, customer_id: str) -> CustomerSnapshot:
         """Features, their times and the summary of one customer, in one round trip (one Lua call)."""
         flat, rows = await self._load(keys=[self.features_key(customer_id), self.summary_key(customer_id)])
-        features, times = self._decode_features(flat) if flat else (None, MappingProxyType({}))
-        return CustomerSnapshot(customer_id, features, times, decode_summary(rows))
+        if not flat:
+            return CustomerSnapshot(customer_id, None, summary=decode_summary(rows))
+        features, times, windowed = self._decode_features(flat)
+        return CustomerSnapshot(customer_id, features, times, decode_summary(rows), windowed)
 
-    def _decode_features(self, flat: list[bytes]) -> tuple[Mapping[str, FeatureValue], Mapping[str, float]]:
+    def _decode_features(
+        self, flat: list[bytes]
+    ) -> tuple[Mapping[str, FeatureValue], Mapping[str, float], Mapping[str, WindowedCount]]:
         values: dict[str, FeatureValue] = {}
         live: dict[str, FeatureValue] = {}
         times: dict[str, float] = {}
+        windowed: dict[str, WindowedCount] = {}
         pairs = iter(flat)
         for name, raw in zip(pairs, pairs, strict=True):
             if name == b"f":
@@ -114,8 +122,10 @@ class RedisCustomerCache:
                 live[name[2:].decode()] = orjson.loads(raw)
             elif name[:2] == b"t:":
                 times[name[2:].decode()] = float(raw)
+            elif name[:2] == b"w:":
+                windowed[name[2:].decode()] = decode_windowed(raw)
         values.update(live)  # real-time values win over a batch column of the same name
-        return MappingProxyType(values), MappingProxyType(times)
+        return MappingProxyType(values), MappingProxyType(times), MappingProxyType(windowed)
 
     def pack(self, values: Mapping[str, FeatureValue], at: float) -> bytes:
         """The `f` field of one customer: missing features are stored as null."""
@@ -135,9 +145,10 @@ class RedisCustomerCache:
         if not updates:
             return
         check_updates(updates)
-        args: list[Any] = [repr(float(at)), self.feature_ttl]
+        args: list[Any] = [repr(float(at)), self.feature_ttl, MAX_COUNTED_EVENTS]
         for u in updates:
-            args += [u.op, u.feature, orjson.dumps(u.value)]
+            value = repr(float(u.window)) if u.window is not None else orjson.dumps(u.value)
+            args += [u.op, u.feature, value]
         await self._apply(keys=[self.features_key(customer_id)], args=args)
 
     async def append_events(self, customer_id: str, events: Sequence[ContactEvent], now: float) -> None:
@@ -170,6 +181,16 @@ class RedisCustomerCache:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def decode_windowed(raw: bytes) -> WindowedCount:
+    """A windowed count's field, `window|t1,t2,...`.
+
+    >>> decode_windowed(b"2592000.0|1763000000.0,1763000060.5")
+    WindowedCount(window=2592000.0, times=(1763000000.0, 1763000060.5))
+    """
+    window, _, times = raw.partition(b"|")
+    return WindowedCount(float(window), tuple(float(t) for t in times.split(b",")))
 
 
 _OUTCOMES = {o.value: o for o in Outcome}

@@ -49,11 +49,29 @@ return 1
 """
 
 # KEYS[1] customer hash; ARGV[1] event time, ARGV[2] ttl (s) for a hash that has none yet (a customer
-# first seen through an event), then (op, feature, JSON value) triples. Values are encoded by the caller;
-# ops and numeric values are checked before the call, so no update fails half way.
+# first seen through an event), ARGV[3] the most event times a count keeps, then (op, feature, value)
+# triples: a JSON value, or for "count" the window in seconds. Values are encoded by the caller; ops and
+# numeric values are checked before the call, so no update fails half way.
+# A count's field `w:{feature}` holds "window|t1,t2,..." (times oldest first, as the caller wrote them, so
+# that no precision is lost to Lua's number formatting), trimmed as features/updates.py count_event does.
 APPLY_UPDATES = """
-local key = KEYS[1]
-for i = 3, #ARGV, 3 do
+local key, at, cap = KEYS[1], ARGV[1], tonumber(ARGV[3])
+local function count_event(field, window)
+  local times = {}
+  local stored = redis.call('HGET', key, field)
+  if stored then
+    for t in string.gmatch(string.match(stored, '|(.*)$') or '', '[^,]+') do times[#times + 1] = t end
+  end
+  -- events may arrive out of order: insert this one after every time not later than it
+  local n, i = tonumber(at), #times
+  while i > 0 and tonumber(times[i]) > n do i = i - 1 end
+  table.insert(times, i + 1, at)
+  local first = math.max(1, #times - cap + 1)
+  local cutoff = tonumber(times[#times]) - tonumber(window)
+  while tonumber(times[first]) < cutoff do first = first + 1 end
+  redis.call('HSET', key, field, window .. '|' .. table.concat(times, ',', first, #times))
+end
+for i = 4, #ARGV, 3 do
   local op, field = ARGV[i], 'e:' .. ARGV[i + 1]
   local value = ARGV[i + 2]
   if op == 'incr' then
@@ -66,10 +84,12 @@ for i = 3, #ARGV, 3 do
   elseif op == 'max' then
     local current = tonumber(redis.call('HGET', key, field))
     if current == nil or tonumber(value) > current then redis.call('HSET', key, field, value) end
+  elseif op == 'count' then
+    count_event('w:' .. ARGV[i + 1], value)
   else
     return redis.error_reply('unknown feature update op ' .. op)
   end
-  redis.call('HSET', key, 't:' .. ARGV[i + 1], ARGV[1])
+  redis.call('HSET', key, 't:' .. ARGV[i + 1], at)
 end
 if redis.call('TTL', key) == -1 then redis.call('EXPIRE', key, ARGV[2]) end
 return 1

@@ -124,7 +124,7 @@ class _Compiler:
 
     # --- features ------------------------------------------------------------------------------------
     def _features(self) -> tuple[FeatureSpec, ...]:
-        return tuple(_feature_spec(e.spec) for e in self._unique(self.src.features, "feature", key="name"))
+        return tuple(feature_spec(e.spec) for e in self._unique(self.src.features, "feature", key="name"))
 
     # --- rules ---------------------------------------------------------------------------------------
     def rule(
@@ -335,7 +335,8 @@ class _KnownIds:
         return f"unknown {self.kind} '{ident}'{closest(ident, self.ids)}"
 
 
-def _feature_spec(f: FeatureEntry) -> FeatureSpec:
+def feature_spec(f: FeatureEntry) -> FeatureSpec:
+    """The core's spec of one validated `features.yaml` entry."""
     return FeatureSpec(
         f.name,
         f.type,

@@ -4,8 +4,10 @@ A catalogue directory holds:
 - `catalogue.yaml`: channels, time zone, arbitration settings and offer groups;
 - `offers.yaml` and/or several `offers*.yaml`: the offers (read in file-name order);
 - `policies.yaml` (optional): the contact policies;
-- `features.yaml`: the feature schema that rules are checked against.
-Other files (e.g. `events.yaml`, read by the event processor) are not part of the catalogue.
+- `features.yaml`: the feature schema that rules are checked against;
+- `events.yaml` (optional): which customer events update which real-time features. The event processor
+  loads it (`policies.events`), but it is part of the catalogue's version and of its validation: a changed
+  event rule changes what decisions read.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ import hashlib
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from decisioning.catalogue import Catalogue, FeatureType
-from policies.compiler import Entry, Sources, compile_catalogue
+from policies.compiler import Entry, Sources, compile_catalogue, feature_spec
+from policies.events import EVENTS_FILE, check_event_rules
 from policies.problems import CatalogueError, Problem, entry_location, validation_messages
 from policies.schema import (
     FIELD_NAMES,
@@ -31,6 +33,7 @@ from policies.schema import (
     PoliciesFile,
     PolicySpec,
 )
+from policies.yaml_files import read_yaml
 
 CATALOGUE_FILE = "catalogue.yaml"
 POLICIES_FILE = "policies.yaml"
@@ -47,25 +50,32 @@ def load_catalogue(directory: str | Path) -> Catalogue:
     >>> catalogue.offer("card_gold").group
     'cards'
     """
-    catalogue, problems = _build(Path(directory))
+    catalogue, problems, _ = _build(Path(directory))
     if catalogue is None:
         raise CatalogueError(problems)
     return catalogue
 
 
 def validate_catalogue(directory: str | Path) -> list[Problem]:
-    """Every problem of the catalogue in `directory` (an empty list when it loads).
+    """Every problem of the catalogue in `directory`, its `events.yaml` included (empty when both load).
 
     >>> validate_catalogue("policies/demo")
     []
     """
-    return _build(Path(directory))[1]
+    directory = Path(directory)
+    catalogue, problems, sources = _build(directory)
+    if sources is None or "feature" in sources.unreadable:
+        # Without a feature schema every update would be "unknown": fixing features.yaml comes first.
+        return problems
+    specs = catalogue.features if catalogue else [feature_spec(e.spec) for e in sources.features]
+    return problems + check_event_rules(directory, specs)[1]
 
 
 def catalogue_files(directory: str | Path) -> list[Path]:
     """The files the catalogue is made of, sorted by name (missing optional files are left out)."""
     directory = Path(directory)
-    names = {CATALOGUE_FILE, POLICIES_FILE, FEATURES_FILE} | {p.name for p in directory.glob(OFFERS_PATTERN)}
+    names = {CATALOGUE_FILE, POLICIES_FILE, FEATURES_FILE, EVENTS_FILE}
+    names |= {p.name for p in directory.glob(OFFERS_PATTERN)}
     return sorted(p for name in names if (p := directory / name).is_file())
 
 
@@ -84,14 +94,14 @@ def catalogue_version(directory: str | Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def _build(directory: Path) -> tuple[Catalogue | None, list[Problem]]:
+def _build(directory: Path) -> tuple[Catalogue | None, list[Problem], Sources | None]:
     if not directory.is_dir():
-        return None, [Problem(str(directory), "", "catalogue directory not found")]
+        return None, [Problem(str(directory), "", "catalogue directory not found")], None
     reader = _Reader(directory)
     sources = reader.sources()
     catalogue, problems = compile_catalogue(sources, catalogue_version(directory))
     problems = reader.problems + problems
-    return (catalogue if not problems else None), problems
+    return (catalogue if not problems else None), problems, sources
 
 
 class _Reader:
@@ -181,13 +191,9 @@ class _Reader:
 
     def _yaml(self, path: Path) -> Any:
         """The parsed file; None (with a problem) when it is not valid YAML or is empty."""
-        try:
-            raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
-        except yaml.YAMLError as err:
-            self.problems.append(Problem(self._display(path.name), _mark(err), _yaml_message(err)))
-            return None
-        except (OSError, UnicodeDecodeError) as err:
-            self.problems.append(Problem(self._display(path.name), "", f"cannot read the file: {err}"))
+        raw, problem = read_yaml(path, self._display(path.name))
+        if problem is not None:
+            self.problems.append(problem)
             return None
         if raw is None and path.name != POLICIES_FILE:
             self.problems.append(Problem(self._display(path.name), "", "file is empty"))
@@ -195,37 +201,6 @@ class _Reader:
 
     def _display(self, name: str) -> str:
         return str(self.directory / name)
-
-
-# libyaml's parser when the wheel has it: parsing is most of the time a catalogue takes to load.
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc, valid-type]
-    """A safe loader that refuses duplicate keys: plain YAML keeps the last one and silently drops a rule."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: set = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, str | int | float | bool):
-                continue  # unhashable keys are refused by the schema later
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while reading a mapping", node.start_mark, f"duplicate key '{key}'", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _mark(err: yaml.YAMLError) -> str:
-    mark = getattr(err, "problem_mark", None)
-    return f"line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
-
-
-def _yaml_message(err: yaml.YAMLError) -> str:
-    problem = getattr(err, "problem", None)
-    return f"invalid YAML: {problem}" if problem else f"invalid YAML: {err}"
 
 
 def _broken_feature_types(raw: list[Any], broken_ids: set[str]) -> dict[str, FeatureType]:

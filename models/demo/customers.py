@@ -183,11 +183,13 @@ def _event_columns(rng: np.random.Generator, c: Columns, now: float) -> Columns:
     salary = (c["segment"] != "student") & (rng.random(n) < 0.75)
     pos = c["digital_active"] & (rng.random(n) < 0.25)
     out = _counted(rng, declined, ago(60), "card_declined_count", "card_declined_last_at", 3)
-    out.update(_counted(rng, calc, ago(45), "mortgage_calc_visits", "mortgage_calc_last_at", 4))
-    out.update(_churn(rng, transfer, withdrawal, ago(60)))
+    visited = ago(45)
+    out["mortgage_calc_last_at"] = np.where(calc, visited, np.nan)
+    out["mortgage_calc_visits_30d"] = _in_window(rng, calc, visited, now, 30, 4)
+    out.update(_churn(rng, transfer, withdrawal, ago(60), now))
     out["salary_last_at"] = np.where(salary, ago(30.4), np.nan)
     out["salary_last_amount"] = np.where(salary, c["income_monthly"], 0.0)
-    out["app_pos_payments"] = np.where(pos, rng.integers(1, 40, n), 0).astype(float)
+    out["app_pos_payments_30d"] = np.where(pos, rng.integers(1, 40, n), 0).astype(float)
     out["app_login_last_at"] = np.where(c["app_logins_30d"] > 0, ago(3), np.nan)
     return out
 
@@ -199,9 +201,21 @@ def _counted(
     return {count: counts.astype(float), last_at: np.where(happened, last, np.nan)}
 
 
-def _churn(rng: np.random.Generator, transfer: np.ndarray, withdrawal: np.ndarray, at: np.ndarray) -> Columns:
+def _in_window(
+    rng: np.random.Generator, happened: np.ndarray, last: np.ndarray, now: float, days: float, mean: float
+) -> np.ndarray:
+    """A windowed count at `now`: the last event and a few before it when the last is in the window, else 0
+    (every event in the window is at or before the last one)."""
+    recent = happened & (now - last < days * DAY)
+    return np.where(recent, 1 + rng.poisson(mean - 1, len(last)), 0).astype(float)
+
+
+def _churn(
+    rng: np.random.Generator, transfer: np.ndarray, withdrawal: np.ndarray, at: np.ndarray, now: float
+) -> Columns:
     return {
-        "transfer_out_competitor_count": np.where(transfer, 1 + rng.poisson(1.0, len(at)), 0).astype(float),
+        "transfer_out_competitor_30d": _in_window(rng, transfer, at, now, 30, 2.0),
         "large_withdrawal_last_at": np.where(withdrawal, at, np.nan),
+        "large_withdrawals_7d": _in_window(rng, withdrawal, at, now, 7, 1.3),
         "churn_signal_at": np.where(transfer | withdrawal, at, np.nan),
     }

@@ -4,7 +4,8 @@
 them as they were at every earlier moment: this module rebuilds a plausible sequence of events that ends
 in exactly those values (k declined card payments, the last at `card_declined_last_at`; monthly salaries;
 transfers to a competitor up to `churn_signal_at`...). Before an event, its features hold their earlier
-values, so no snapshot ever shows an event before it happened.
+values, so no snapshot ever shows an event before it happened. A windowed count (events.yaml `op: count`)
+also changes when an event leaves its window: those moments get a snapshot of their own.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ Update = tuple[float, dict[str, FeatureValue]]
 SALARY_PERIOD = 30.4 * DAY
 EVENT_FEATURES = (
     "card_declined_count", "card_declined_last_at", "salary_last_at", "salary_last_amount",
-    "transfer_out_competitor_count", "large_withdrawal_last_at", "churn_signal_at",
-    "mortgage_calc_visits", "mortgage_calc_last_at", "app_pos_payments", "app_login_last_at",
+    "transfer_out_competitor_30d", "large_withdrawal_last_at", "large_withdrawals_7d", "churn_signal_at",
+    "mortgage_calc_visits_30d", "mortgage_calc_last_at", "app_pos_payments_30d", "app_login_last_at",
 )  # fmt: skip
+# A windowed count's events: (time, how many events at that time, the other features the event sets).
+Counted = list[tuple[float, float, dict[str, FeatureValue]]]
 
 
 class Snapshot(Mapping[str, FeatureValue]):
@@ -86,8 +89,8 @@ def _initial_state(final: dict[str, FeatureValue], updates: list[Update]) -> dic
 def timeline(final: Mapping[str, FeatureValue], start: float, end: float, rng: np.random.Generator) -> list[Update]:
     """Events (time, features after it) leading to the `final` event features at `end`."""
     updates = _counted(final, "card_declined_count", "card_declined_last_at", 30, rng)
-    updates += _counted(final, "mortgage_calc_visits", "mortgage_calc_last_at", 21, rng)
-    updates += _churn(final, rng)
+    updates += _mortgage_visits(final, end, rng)
+    updates += _churn(final, end, rng)
     updates += _periodic(final, "salary_last_at", SALARY_PERIOD, start)
     updates += _periodic(final, "app_login_last_at", 7 * DAY, start)
     updates += _payments(final, start, end, rng)
@@ -104,19 +107,51 @@ def _counted(
     return [(t, {count: float(i + 1), last_at: t}) for i, t in enumerate(times)]
 
 
-def _churn(final: Mapping[str, FeatureValue], rng: np.random.Generator) -> list[Update]:
-    k, signal = int(final.get("transfer_out_competitor_count") or 0), final.get("churn_signal_at")
-    withdrawal = final.get("large_withdrawal_last_at")
-    updates: list[Update] = []
+def windowed(events: Counted, count: str, window: float, end: float) -> list[Update]:
+    """The updates of a windowed count: at each event, and when an event leaves the window (until `end`).
+
+    >>> windowed([(0.0, 1, {}), (5.0, 2, {})], "n", 10.0, 12.0)
+    [(0.0, {'n': 1.0}), (5.0, {'n': 3.0}), (10.0, {'n': 2.0})]
+    """
+    changes = {t: c for t, _, c in events}
+    moments = sorted({*changes, *(t + window for t in changes if t + window <= end)})
+    # The count the cache gives a decision at x: events less than `window` old, none from after x.
+    return [
+        (x, {count: float(sum(n for t, n, _ in events if x - window < t <= x)), **changes.get(x, {})})
+        for x in moments
+    ]
+
+
+def _in_window(last: float, k: int, end: float, window: float, rng: np.random.Generator) -> list[float]:
+    """The times of `k` events in the window before `end`, the last of them at `last` (just `last` when
+    k is 0: an event that has left the window)."""
+    if k <= 0:
+        return [last]
+    return sorted([last, *(last - rng.uniform(0, last - (end - window), k - 1))])
+
+
+def _mortgage_visits(final: Mapping[str, FeatureValue], end: float, rng: np.random.Generator) -> list[Update]:
+    last = final.get("mortgage_calc_last_at")
+    if last is None:
+        return []
+    k, window = int(final.get("mortgage_calc_visits_30d") or 0), 30 * DAY
+    times = _in_window(float(last), k, end, window, rng)
+    return windowed([(t, 1, {"mortgage_calc_last_at": t}) for t in times], "mortgage_calc_visits_30d", window, end)
+
+
+def _churn(final: Mapping[str, FeatureValue], end: float, rng: np.random.Generator) -> list[Update]:
+    signal, withdrawal = final.get("churn_signal_at"), final.get("large_withdrawal_last_at")
     if withdrawal is not None:
-        at = float(withdrawal)
-        updates.append((at, {"large_withdrawal_last_at": at, "churn_signal_at": at}))
-    if k > 0 and signal is not None and signal != withdrawal:
-        times = sorted([float(signal), *(float(signal) - rng.uniform(0, 30, k - 1) * DAY)])
-        updates += [
-            (t, {"transfer_out_competitor_count": float(i + 1), "churn_signal_at": t}) for i, t in enumerate(times)
-        ]
-    return updates
+        k, window = int(final.get("large_withdrawals_7d") or 0), 7 * DAY
+        times = _in_window(float(withdrawal), k, end, window, rng)
+        events = [(t, 1, {"large_withdrawal_last_at": t, "churn_signal_at": t}) for t in times]
+        return windowed(events, "large_withdrawals_7d", window, end)
+    if signal is not None:  # a transfer to a competitor bank (the demo's customers do one or the other)
+        k, window = int(final.get("transfer_out_competitor_30d") or 0), 30 * DAY
+        times = _in_window(float(signal), k, end, window, rng)
+        events = [(t, 1, {"churn_signal_at": t}) for t in times]
+        return windowed(events, "transfer_out_competitor_30d", window, end)
+    return []
 
 
 def _periodic(final: Mapping[str, FeatureValue], last_at: str, period: float, start: float) -> list[Update]:
@@ -128,10 +163,14 @@ def _periodic(final: Mapping[str, FeatureValue], last_at: str, period: float, st
 
 
 def _payments(final: Mapping[str, FeatureValue], start: float, end: float, rng: np.random.Generator) -> list[Update]:
-    k = int(final.get("app_pos_payments") or 0)
+    """A steady app payer: `k` payments in each 30 days back to the period's start, so the count at `end`
+    is `k`. At most 8 moments per window: the count's level matters, not each coffee."""
+    k, window = int(final.get("app_pos_payments_30d") or 0), 30 * DAY
     if k <= 0:
         return []
-    # At most 8 steps: the count's growth matters, not each coffee.
-    times = np.sort(rng.uniform(start, end, min(k, 8)))
-    counts = np.linspace(k / len(times), k, len(times)).round()
-    return [(float(t), {"app_pos_payments": float(c)}) for t, c in zip(times, counts, strict=True)]
+    events: Counted = []
+    for window_end in np.arange(end, start, -window):
+        times = np.sort(window_end - rng.uniform(0, window, min(k, 8)))
+        sizes = np.diff(np.linspace(0, k, len(times) + 1).round())
+        events += [(float(t), float(n), {}) for t, n in zip(times, sizes, strict=True) if n > 0]
+    return windowed(events, "app_pos_payments_30d", window, end)

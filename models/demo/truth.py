@@ -67,7 +67,7 @@ def _loans(v: Features, now: float) -> float:
 
 def _mortgages(v: Features, now: float) -> float:
     age, income = _num(v, "age", 40), max(_num(v, "income_monthly", 2500), 100)
-    visits = 0.7 * math.sqrt(min(_num(v, "mortgage_calc_visits"), 9))
+    visits = 0.7 * math.sqrt(min(_num(v, "mortgage_calc_visits_30d"), 9))
     recent = 1.2 * _within(v, "mortgage_calc_last_at", now, 30)
     return 1.1 * (28 <= age <= 45) + 0.7 * math.log(income / 3000) + visits + recent - 0.8
 
@@ -88,8 +88,9 @@ def _insurance(v: Features, now: float) -> float:
 
 def _retention(v: Features, now: float) -> float:
     signal = 2.2 * _within(v, "churn_signal_at", now, 30) + 0.8 * _within(v, "churn_signal_at", now, 90)
-    transfers = 0.3 * min(_num(v, "transfer_out_competitor_count"), 4)
-    return signal + transfers + 0.4 * (_num(v, "tenure_months") > 60) - 1.2
+    transfers = 0.3 * min(_num(v, "transfer_out_competitor_30d"), 4)
+    withdrawals = 0.3 * min(_num(v, "large_withdrawals_7d"), 3)
+    return signal + transfers + withdrawals + 0.4 * (_num(v, "tenure_months") > 60) - 1.2
 
 
 def _service(v: Features, now: float) -> float:

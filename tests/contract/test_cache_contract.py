@@ -17,11 +17,13 @@ import pytest
 from redis.asyncio import Redis
 
 from decisioning.catalogue import FeatureSpec, FeatureType
-from decisioning.ports import CustomerCache, FeatureUpdate
+from decisioning.ports import CustomerCache, CustomerSnapshot, FeatureUpdate, WindowedCount
+from decisioning.quality import validate_features
 from decisioning.summary import MAX_EVENTS, RETENTION_SECONDS, HistorySummary
-from decisioning.types import DAY, ContactEvent, Outcome
+from decisioning.types import DAY, ContactEvent, FeatureValue, Outcome
 from features.bulk import load_features
 from features.redis_cache import RedisCustomerCache
+from features.updates import MAX_COUNTED_EVENTS
 
 NOW = 1_763_000_000.0
 
@@ -201,6 +203,77 @@ async def test_concurrent_event_updates_lose_nothing(cache_store: CustomerCache)
     assert features["last_at"] == NOW + 199
 
 
+# --- windowed counts ("count" updates): event times, counted at the decision's time ---------------------
+WINDOW = 30 * DAY
+COUNTED = (FeatureSpec("transfers_30d", FeatureType.NUMBER, 0, minimum=0, maximum=1e5, source="event"),)
+
+
+def transfer() -> list[FeatureUpdate]:
+    return [FeatureUpdate("transfers_30d", "count", None, window=WINDOW)]
+
+
+def count_at(snapshot: CustomerSnapshot, now: float) -> FeatureValue:
+    return validate_features(COUNTED, snapshot.customer_id, snapshot, now).values["transfers_30d"]
+
+
+async def test_a_windowed_count_is_the_events_in_the_window_before_the_decision(cache_store: CustomerCache) -> None:
+    for at in (NOW - 40 * DAY, NOW - 10 * DAY, NOW - DAY):
+        await cache_store.apply_updates("c1", transfer(), at=at)
+    snapshot = await cache_store.load("c1")
+    assert count_at(snapshot, NOW) == 2
+    assert count_at(snapshot, NOW + 25 * DAY) == 1  # the same events, read later: the count decayed
+    assert count_at(snapshot, NOW + 30 * DAY) == 0
+    assert snapshot.feature_times["transfers_30d"] == NOW - DAY
+    # Trimmed on write: the time 40 days before the newest event can never be counted again.
+    assert snapshot.windowed["transfers_30d"] == WindowedCount(WINDOW, (NOW - 10 * DAY, NOW - DAY))
+
+
+async def test_windowed_counts_keep_late_events_in_order_and_full_precision(cache_store: CustomerCache) -> None:
+    for at in (NOW + 0.123456, NOW - 5 * DAY, NOW - 45 * DAY, NOW - 2 * DAY + 0.5):
+        await cache_store.apply_updates("c1", transfer(), at=at)
+    counted = (await cache_store.load("c1")).windowed["transfers_30d"]
+    assert counted.times == (NOW - 5 * DAY, NOW - 2 * DAY + 0.5, NOW + 0.123456)
+
+
+async def test_windowed_counts_keep_at_most_the_newest_max_counted_events(cache_store: CustomerCache) -> None:
+    for i in range(MAX_COUNTED_EVENTS + 20):
+        await cache_store.apply_updates("c1", transfer(), at=NOW + i)
+    counted = (await cache_store.load("c1")).windowed["transfers_30d"]
+    assert counted.times == tuple(NOW + i for i in range(20, MAX_COUNTED_EVENTS + 20))
+
+
+async def test_concurrent_counted_events_lose_nothing(cache_store: CustomerCache) -> None:
+    times = [NOW + i for i in range(100)]
+    random.Random(3).shuffle(times)
+    await asyncio.gather(*(cache_store.apply_updates("c1", transfer(), at=t) for t in times))
+    counted = (await cache_store.load("c1")).windowed["transfers_30d"]
+    assert counted.times == tuple(sorted(times))
+
+
+async def test_a_counted_event_makes_a_customer_known_and_sits_beside_other_updates(
+    cache_store: CustomerCache,
+) -> None:
+    await cache_store.apply_updates("new", [*transfer(), FeatureUpdate("churn_signal_at", "max", NOW)], at=NOW)
+    snapshot = await cache_store.load("new")
+    assert dict(snapshot.features) == {"churn_signal_at": NOW}  # the count is not a stored value
+    assert count_at(snapshot, NOW) == 1
+
+
+async def test_a_count_without_a_window_applies_nothing(cache_store: CustomerCache) -> None:
+    bad = [FeatureUpdate("n", "incr", 1), FeatureUpdate("transfers_30d", "count", None)]
+    with pytest.raises(ValueError, match="window"):
+        await cache_store.apply_updates("c1", bad, at=NOW)
+    with pytest.raises(ValueError, match="window"):
+        await cache_store.apply_updates("c1", [FeatureUpdate("n", "incr", 1, window=DAY)], at=NOW)
+    assert (await cache_store.load("c1")).features is None
+
+
+async def test_a_changed_window_applies_from_the_next_event(cache_store: CustomerCache) -> None:
+    await cache_store.apply_updates("c1", transfer(), at=NOW - 20 * DAY)
+    await cache_store.apply_updates("c1", [FeatureUpdate("transfers_30d", "count", None, window=7 * DAY)], at=NOW)
+    assert (await cache_store.load("c1")).windowed["transfers_30d"] == WindowedCount(7 * DAY, (NOW,))
+
+
 async def test_count_counts_customers_with_features(cache_store: CustomerCache) -> None:
     assert await cache_store.count() == 0
     await cache_store.put_features([(f"c{i}", {"age": 20.0 + i}) for i in range(25)], at=NOW)
@@ -240,6 +313,14 @@ async def test_redis_packs_batch_features_in_one_field(redis_cache: RedisCustome
     assert list(fields) == [b"f"]
     packed = orjson.loads(fields[b"f"])
     assert packed[1:] == [NOW, 30.0, None, "mass", None, None]
+
+
+async def test_redis_keeps_windowed_counts_in_the_customer_hash(redis_cache: RedisCustomerCache) -> None:
+    # In the hash the one-call load already reads, and under its TTL: no extra round trip, no extra key.
+    await redis_cache.apply_updates("c1", transfer(), at=NOW)
+    key = redis_cache.features_key("c1")
+    assert await redis_cache.client.hget(key, "w:transfers_30d") == f"{WINDOW!r}|{NOW!r}".encode()
+    assert 0 < await redis_cache.client.ttl(key) <= redis_cache.feature_ttl
 
 
 async def test_redis_refuses_a_decoding_client() -> None:

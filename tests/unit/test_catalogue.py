@@ -88,7 +88,15 @@ def test_version_is_a_stable_content_hash(demo: Catalogue, tmp_path: Path) -> No
     assert demo.version == catalogue_version(DEMO_DIRECTORY) == catalogue_version(copy)
     assert len(demo.version) == 12 and int(demo.version, 16) >= 0
 
-    (copy / "events.yaml").write_text("not: part of the catalogue\n")
+    (copy / "README.txt").write_text("not part of the catalogue\n")
+    assert catalogue_version(copy) == demo.version
+
+    # An event rule changes what decisions read: it changes the version too.
+    events = copy / "events.yaml"
+    events.write_text(events.read_text().replace("when: amount >= 5000", "when: amount >= 4000"))
+    assert catalogue_version(copy) != demo.version
+    assert load_catalogue(copy).version == catalogue_version(copy)
+    events.write_text((DEMO_DIRECTORY / "events.yaml").read_text())
     assert catalogue_version(copy) == demo.version
 
     offers = copy / "offers.yaml"
@@ -99,7 +107,14 @@ def test_version_is_a_stable_content_hash(demo: Catalogue, tmp_path: Path) -> No
 
 def test_catalogue_files_are_the_yaml_the_loader_reads() -> None:
     names = [p.name for p in catalogue_files(DEMO_DIRECTORY)]
-    assert names == ["catalogue.yaml", "features.yaml", "offers.yaml", "offers_care.yaml", "policies.yaml"]
+    assert names == [
+        "catalogue.yaml",
+        "events.yaml",
+        "features.yaml",
+        "offers.yaml",
+        "offers_care.yaml",
+        "policies.yaml",
+    ]
 
 
 def test_treatments_cover_the_channels_with_scripts_for_agents(demo: Catalogue) -> None:
@@ -212,13 +227,14 @@ def test_every_feature_a_demo_rule_reads_is_declared(demo: Catalogue) -> None:
     read = {name for rule in rules for name in rule.names}
 
     assert read <= {f.name for f in demo.features}
-    assert {"age", "churn_signal_at", "mortgage_calc_visits", "card_declined_last_at"} <= read
+    assert {"age", "churn_signal_at", "mortgage_calc_visits_30d", "card_declined_last_at"} <= read
+    assert {"transfer_out_competitor_30d", "large_withdrawals_7d", "app_pos_payments_30d"} <= read
 
 
 def test_the_loader_refuses_an_undeclared_feature_in_a_demo_rule(tmp_path: Path) -> None:
     copy = Path(shutil.copytree(DEMO_DIRECTORY, tmp_path / "demo"))
     offers = copy / "offers_care.yaml"
-    offers.write_text(offers.read_text().replace("app_pos_payments >= 5", "app_shop_payments >= 5"))
+    offers.write_text(offers.read_text().replace("app_pos_payments_30d >= 5", "app_shop_payments >= 5"))
 
     [problem] = validate_catalogue(copy)
 
@@ -273,13 +289,31 @@ def test_churn_signal_brings_retention_offers(demo: Catalogue) -> None:
 
 def test_real_time_triggers(demo: Catalogue) -> None:
     declined = features(demo, card_declined_last_at=NOW - 1 * DAY, has_credit_card=True, card_spend_30d=2000)
-    browsing = features(demo, mortgage_calc_visits=3, mortgage_calc_last_at=NOW - 1 * DAY)
+    browsing = features(demo, mortgage_calc_visits_30d=3, mortgage_calc_last_at=NOW - 1 * DAY)
 
     assert "service_card_declined_help" in eligible(demo, declined, "mobile")
     assert "card_limit_increase" not in eligible(demo, declined, "web")
     assert "card_limit_increase" in eligible(demo, declined | {"card_declined_last_at": None}, "web")
     assert "mortgage_advice_call" in eligible(demo, browsing, "call_centre")
-    assert "mortgage_advice_call" not in eligible(demo, browsing | {"mortgage_calc_visits": 1}, "call_centre")
+    assert "mortgage_advice_call" not in eligible(demo, browsing | {"mortgage_calc_visits_30d": 1}, "call_centre")
+
+
+def test_windowed_churn_signals(demo: Catalogue) -> None:
+    # Repeated transfers to competitor banks this month keep the fee waiver on after the 14-day signal.
+    stale = features(demo, churn_signal_at=NOW - 20 * DAY)
+    assert "retention_fee_waiver" in eligible(demo, stale | {"transfer_out_competitor_30d": 2}, "web")
+    assert "retention_fee_waiver" not in eligible(demo, stale | {"transfer_out_competitor_30d": 1}, "web")
+    # An affluent customer's single large withdrawal is routine; two in a week call for their banker.
+    affluent = features(demo, segment="affluent", churn_signal_at=NOW - DAY, large_withdrawal_last_at=NOW - DAY)
+    banker = "retention_personal_banker_call"
+    assert banker not in eligible(demo, affluent | {"large_withdrawals_7d": 1}, "web")
+    assert banker in eligible(demo, affluent | {"large_withdrawals_7d": 2}, "web")
+    assert banker in eligible(demo, affluent | {"transfer_out_competitor_30d": 1}, "web")
+
+
+def test_the_app_reward_counts_app_payments_of_the_last_30_days(demo: Catalogue) -> None:
+    assert "retention_app_reward" in eligible(demo, features(demo, app_pos_payments_30d=5), "mobile")
+    assert "retention_app_reward" not in eligible(demo, features(demo, app_pos_payments_30d=4), "mobile")
 
 
 def test_thank_you_and_next_offer_after_a_mortgage_is_accepted(demo: Catalogue) -> None:

@@ -3,6 +3,7 @@ and the model trained from it."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from statistics import mean, median
 
@@ -108,6 +109,22 @@ def test_no_snapshot_knows_an_event_before_it_happened(history):
         assert counts == sorted(counts)  # counters only grow
 
 
+def test_windowed_counts_follow_their_window_in_every_snapshot(history):
+    fell = 0
+    for cid in history.snapshots.customers():
+        snaps = history.snapshots.of(cid)
+        for valid_from, v in snaps:
+            for count, last_at, days in (
+                ("mortgage_calc_visits_30d", "mortgage_calc_last_at", 30),
+                ("large_withdrawals_7d", "large_withdrawal_last_at", 7),
+            ):
+                recent = v[last_at] is not None and valid_from - v[last_at] < days * DAY
+                assert (v[count] > 0) == recent, (cid, valid_from, count)
+        transfers = [v["transfer_out_competitor_30d"] for _, v in snaps]
+        fell += any(later < earlier for earlier, later in itertools.pairwise(transfers))
+    assert fell > 0  # counts fall back by themselves as events leave the window
+
+
 # --- the simulated history ----------------------------------------------------------------------------
 
 
@@ -158,7 +175,7 @@ def test_the_ground_truth_follows_the_documented_drivers():
         offer("m", "mortgages", prior=0.02),
         offer("r", "retention", prior=0.1),
     )
-    young = {"age": 35, "income_monthly": 4000, "mortgage_calc_visits": 3, "mortgage_calc_last_at": NOW - DAY}
+    young = {"age": 35, "income_monthly": 4000, "mortgage_calc_visits_30d": 3, "mortgage_calc_last_at": NOW - DAY}
     old = {"age": 70, "income_monthly": 4000}
     assert truth.probability(young, mortgage, "web", None, NOW) > 5 * truth.probability(old, mortgage, "web", None, NOW)
     assert (

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from decisioning.catalogue import ArbitrationSettings, Budget, ConsistencyMode, RuleClass
+from decisioning.catalogue import ArbitrationSettings, Budget, ConsistencyMode, FeatureSpec, FeatureType, RuleClass
 from decisioning.engine import DecisionRequest, decide
 from decisioning.explanation import Stage
+from decisioning.ports import CustomerSnapshot
+from decisioning.quality import validate_features
 from decisioning.summary import HistorySummary
 from decisioning.types import DAY, CustomerFeatures, Outcome
 from tests.unit.factories import NOW, FixedScorer, catalogue, context, customer, event, offer, policy, rule
@@ -111,6 +113,16 @@ def test_unknown_customer_is_decided_on_defaults_and_says_so():
     stranger = CustomerFeatures("c-new", {"age": 40.0}, known=False, defaulted=())
     decision = run(cat, cust=stranger)
     assert [p.offer.id for p in decision.offers] == ["welcome"]
+    assert any("unknown customer" in n for n in decision.notes)
+
+
+def test_an_unknown_customers_rule_failure_names_the_defaulted_values():
+    # The whole path from the cache's "never seen" snapshot: every value is a default, and says so.
+    specs = (FeatureSpec("age", FeatureType.NUMBER, 16, minimum=16, maximum=110),)
+    stranger = validate_features(specs, "c-new", CustomerSnapshot("c-new", None), NOW)
+    decision = run(catalogue([offer("card_gold", rules=[ADULT])]), cust=stranger)
+    why = explained(decision)["card_gold"]
+    assert why.rule.defaulted == ("age",) and "default values for missing data: age" in why.reason
     assert any("unknown customer" in n for n in decision.notes)
 
 

@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 from decisioning.ports import EventError, FeatureUpdate
+from decisioning.quality import validate_features
+from decisioning.types import DAY, FeatureValue
 from features.memory import InMemoryCustomerCache
+from policies import load_catalogue
 from policies.events import EventRulesError, UnknownEventType, load_event_rules
 
 DEMO = Path(__file__).resolve().parents[2] / "policies" / "demo"
@@ -32,7 +35,7 @@ def test_the_demo_file_lists_its_event_types(rules) -> None:
         "withdrawal",
     )
     assert rules.knows("card_declined") and not rules.knows("card_eaten")
-    assert "mortgage_calc_visits" in rules.features()
+    assert "mortgage_calc_visits_30d" in rules.features()
 
 
 @pytest.mark.parametrize(
@@ -56,34 +59,42 @@ def test_the_demo_file_lists_its_event_types(rules) -> None:
         (
             "transfer_out",
             {"description": "Savings to Revolut", "amount": 900},
-            [("transfer_out_competitor_count", "incr", 1.0), ("churn_signal_at", "max", AT)],
+            [("transfer_out_competitor_30d", "count", None, 30 * DAY), ("churn_signal_at", "max", AT)],
         ),
         (
             "transfer_out",
             {"description": "BUNQ b.v. ref 123"},
-            [("transfer_out_competitor_count", "incr", 1.0), ("churn_signal_at", "max", AT)],
+            [("transfer_out_competitor_30d", "count", None, 30 * DAY), ("churn_signal_at", "max", AT)],
         ),
         ("transfer_out", {"description": "Rent May", "amount": 900}, []),
         ("transfer_out", {}, []),
         (
             "withdrawal",
             {"amount": 5000},
-            [("large_withdrawal_last_at", "max", AT), ("churn_signal_at", "max", AT)],
+            [
+                ("large_withdrawal_last_at", "max", AT),
+                ("large_withdrawals_7d", "count", None, 7 * DAY),
+                ("churn_signal_at", "max", AT),
+            ],
         ),
         (
             "withdrawal",
             {"amount": "12000"},
-            [("large_withdrawal_last_at", "max", AT), ("churn_signal_at", "max", AT)],
+            [
+                ("large_withdrawal_last_at", "max", AT),
+                ("large_withdrawals_7d", "count", None, 7 * DAY),
+                ("churn_signal_at", "max", AT),
+            ],
         ),
         ("withdrawal", {"amount": 4999.99}, []),
         ("withdrawal", {}, []),
         (
             "visited_page",
             {"page": "mortgage_calculator"},
-            [("mortgage_calc_visits", "incr", 1.0), ("mortgage_calc_last_at", "max", AT)],
+            [("mortgage_calc_visits_30d", "count", None, 30 * DAY), ("mortgage_calc_last_at", "max", AT)],
         ),
         ("visited_page", {"page": "savings"}, []),
-        ("pos_payment", {"method": "app", "amount": 12.5}, [("app_pos_payments", "incr", 1.0)]),
+        ("pos_payment", {"method": "app", "amount": 12.5}, [("app_pos_payments_30d", "count", None, 30 * DAY)]),
         ("pos_payment", {"method": "card"}, []),
         ("app_login", {}, [("app_login_last_at", "max", AT)]),
     ],
@@ -116,9 +127,15 @@ async def test_events_applied_to_the_cache_become_features(rules) -> None:
     for at, description in [(AT, "to revolut"), (AT + 60, "rent"), (AT - 60, "to bunq")]:
         updates = rules.updates_for("transfer_out", {"description": description}, at)
         await cache.apply_updates("c1", updates, at)
-    features = (await cache.load("c1")).features
-    assert features["transfer_out_competitor_count"] == 2
-    assert features["churn_signal_at"] == AT  # the late, older event did not move it back
+    snapshot = await cache.load("c1")
+    assert snapshot.features["churn_signal_at"] == AT  # the late, older event did not move it back
+    specs = load_catalogue(DEMO).features
+
+    def transfers(now: float) -> FeatureValue:
+        return validate_features(specs, "c1", snapshot, now).values["transfer_out_competitor_30d"]
+
+    # Transfers to competitor banks in the last 30 days, counted when the decision is made.
+    assert (transfers(AT), transfers(AT + 30 * DAY - 60), transfers(AT + 30 * DAY)) == (2, 1, 0)
 
 
 def write_catalogue(tmp_path: Path, events: str) -> Path:
@@ -149,9 +166,9 @@ def test_every_problem_of_a_bad_file_is_listed(tmp_path: Path) -> None:
                   - {feature: salary_last_amount, op: set, value: -1}
                   - {feature: salary_last_amount, op: set, value: $bonus}
               - when: amount >=
-                updates: [{feature: app_pos_payments, op: incr}]
+                updates: [{feature: card_declined_count, op: incr}]
               - when: count(offer='card_gold') > 0
-                updates: [{feature: app_pos_payments, op: incr}]
+                updates: [{feature: card_declined_count, op: incr}]
         """,
     )
     text = "\n".join(problems)
@@ -185,3 +202,66 @@ def test_a_file_can_be_named_directly(tmp_path: Path) -> None:
     )
     rules = load_event_rules(tmp_path / "events.yaml")
     assert rules.updates_for("ping", {}, 5.0) == [FeatureUpdate("app_login_last_at", "max", 5.0)]
+
+
+def test_windowed_count_updates_are_checked(tmp_path: Path) -> None:
+    problems = problems_of(
+        tmp_path,
+        """
+        events:
+          odd:
+            rules:
+              - updates:
+                  - {feature: mortgage_calc_last_at, op: count, window_days: 0}
+          other:
+            rules:
+              - updates:
+                  - {feature: mortgage_calc_visits_30d, op: count, window_days: 30}
+                  - {feature: app_pos_payments_30d, op: count, window_days: 30}
+          again:
+            rules:
+              - updates:
+                  - {feature: mortgage_calc_visits_30d, op: count, window_days: 7}
+                  - {feature: app_pos_payments_30d, op: incr}
+        """,
+    )
+    assert problems == [
+        f"{tmp_path / 'events.yaml'}: event odd: rules.0.updates.0.window_days: Input should be greater than 0",
+        f"{tmp_path / 'events.yaml'}: event again: mortgage_calc_visits_30d is updated with op: count, "
+        "window_days: 7 here and with op: count, window_days: 30 in event other: a counted feature takes "
+        "counts only, all with the same window_days",
+        f"{tmp_path / 'events.yaml'}: event again: app_pos_payments_30d is updated with op: incr here and with "
+        "op: count, window_days: 30 in event other: a counted feature takes counts only, all with the same "
+        "window_days",
+    ], "\n".join(problems)
+
+
+def test_windowed_count_updates_need_a_window_and_no_value(tmp_path: Path) -> None:
+    problems = problems_of(
+        tmp_path,
+        """
+        events:
+          odd:
+            rules:
+              - updates:
+                  - {feature: transfer_out_competitor_30d, op: count}
+                  - {feature: large_withdrawals_7d, op: count, window_days: 7, value: 2}
+                  - {feature: card_declined_count, op: incr, window_days: 7}
+                  - {feature: large_withdrawal_last_at, op: max, value: $at}
+                  - {feature: churn_signal_at, op: count, window_days: 0.5}
+        """,
+    )
+    assert [p.split(": ", 2)[2] for p in problems] == [
+        "rules.0: updates.0: count of transfer_out_competitor_30d needs window_days (e.g. window_days: 30)",
+        "rules.0: updates.1: count of large_withdrawals_7d takes no value: each event counts one",
+        "rules.0: updates.2: window_days is only for op: count, not for incr of card_declined_count",
+    ]
+
+
+def test_a_window_may_be_a_fraction_of_a_day(tmp_path: Path) -> None:
+    write_catalogue(
+        tmp_path,
+        "events:\n  ping:\n    rules: [{updates: [{feature: card_declined_count, op: count, window_days: 0.5}]}]\n",
+    )
+    rules = load_event_rules(tmp_path)
+    assert rules.updates_for("ping", {}, AT) == [FeatureUpdate("card_declined_count", "count", None, DAY / 2)]

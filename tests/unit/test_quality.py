@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from decisioning.catalogue import FeatureSpec, FeatureType
-from decisioning.ports import CustomerSnapshot
+from decisioning.ports import CustomerSnapshot, WindowedCount
 from decisioning.quality import (
     INVALID,
     LoadReport,
@@ -98,8 +98,9 @@ def test_an_invalid_event_feature_is_defaulted() -> None:
     assert result.defaulted == ("card_declined_count",)
 
 
-def test_unknown_customer_gets_all_defaults_and_nothing_listed() -> None:
-    result = validate_features(SPECS, "new", CustomerSnapshot("new", None), NOW)
+def test_unknown_customer_gets_all_defaults_and_lists_them_as_defaulted() -> None:
+    specs = (*SPECS, EventFeatureSpec("card_declined_count", FeatureType.NUMBER, 0, minimum=0))
+    result = validate_features(specs, "new", CustomerSnapshot("new", None), NOW)
     assert not result.known
     assert result.customer_id == "new"
     assert result.values == {
@@ -108,8 +109,30 @@ def test_unknown_customer_gets_all_defaults_and_nothing_listed() -> None:
         "has_mortgage": False,
         "segment": "mass",
         "churn_signal_at": None,
+        "card_declined_count": 0.0,
     }
-    assert result.defaulted == () and result.stale == ()
+    # Every batch feature came from its default, as for a known customer with nothing stored; an event
+    # feature's absence is normal (no event happened), so it is not listed.
+    assert result.defaulted == ("age", "balance", "has_mortgage", "segment", "churn_signal_at")
+    assert result.stale == ()
+
+
+def test_windowed_counts_are_counted_at_the_decision_time_and_win_over_a_stored_value() -> None:
+    specs = (*SPECS, EventFeatureSpec("transfers_30d", FeatureType.NUMBER, 0, minimum=0))
+    counted = WindowedCount(30 * DAY, (NOW - 30 * DAY, NOW - 29 * DAY, NOW - DAY, NOW + 1))
+    stored = CustomerSnapshot("c1", {"age": 30, "transfers_30d": 9}, {"*": NOW}, windowed={"transfers_30d": counted})
+    now = validate_features(specs, "c1", stored, NOW)
+    # 30 days old is out of the window; a time just after `now` is clock skew between replicas and counts.
+    assert now.values["transfers_30d"] == 3 and "transfers_30d" not in now.defaulted
+    assert validate_features(specs, "c1", stored, NOW + 28 * DAY).values["transfers_30d"] == 2
+    assert validate_features(specs, "c1", stored, NOW + 60 * DAY).values["transfers_30d"] == 0
+
+
+def test_a_windowed_count_over_the_features_maximum_is_defaulted_as_any_bad_value() -> None:
+    specs = (EventFeatureSpec("logins_7d", FeatureType.NUMBER, 0, minimum=0, maximum=2),)
+    counted = {"logins_7d": WindowedCount(7 * DAY, (NOW - 3, NOW - 2, NOW - 1))}
+    result = validate_features(specs, "c1", CustomerSnapshot("c1", {}, windowed=counted), NOW)
+    assert result.values["logins_7d"] == 0 and result.defaulted == ("logins_7d",)
 
 
 def test_stale_uses_the_feature_time_else_the_batch_time() -> None:
