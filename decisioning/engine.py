@@ -371,8 +371,8 @@ def _safe_explain(rule: Rule, env: RuleEnv) -> dict:
 def _data_notes(customer: CustomerFeatures) -> list[str]:
     notes = []
     if not customer.known:
-        notes.append("unknown customer: decided on default features")
-    if customer.defaulted:
+        notes.append("unknown customer: decided on default features")  # every batch feature: no list
+    elif customer.defaulted:
         notes.append(f"missing or invalid features replaced by defaults: {', '.join(customer.defaulted)}")
     if customer.stale:
         notes.append(f"stale features: {', '.join(customer.stale)}")
