@@ -120,7 +120,7 @@ async def test_decision_round_trip(history: SqlHistory):
     for c in record.contacts:
         assert await history.find_contact("d-1", c.offer_id) == c
         assert await history.latest_contact("c-1", c.offer_id) == c
-    async with history.database.connect() as conn:
+    async with history.engine.connect() as conn:
         row = (await conn.execute(sa.select(decisions))).one()._mapping
     assert row["context"] == {"page": "/cards", "device": "ios"}
     assert row["candidates"] == [
@@ -209,13 +209,13 @@ async def test_a_bad_record_fails_alone(history: SqlHistory):
 
 
 async def test_a_failing_write_reaches_every_waiting_caller(history: SqlHistory):
-    async with history.database.begin() as conn:
+    async with history.engine.begin() as conn:
         await conn.execute(sa.text("ALTER TABLE contacts RENAME TO contacts_away"))
     try:
         writes = [history.record_decision(decision(f"d-{i}")) for i in range(50)]
         results = await asyncio.wait_for(asyncio.gather(*writes, return_exceptions=True), NO_HANG)
     finally:
-        async with history.database.begin() as conn:
+        async with history.engine.begin() as conn:
             await conn.execute(sa.text("ALTER TABLE contacts_away RENAME TO contacts"))
 
     assert all(isinstance(r, HistoryWriteError) for r in results)
@@ -391,7 +391,7 @@ async def test_the_migration_builds_the_tables_the_code_uses(history: SqlHistory
     def diff(sync_conn: sa.Connection) -> list:
         return compare_metadata(MigrationContext.configure(sync_conn), metadata)
 
-    async with history.database.connect() as conn:
+    async with history.engine.connect() as conn:
         assert await conn.run_sync(diff) == []
 
 
