@@ -6,7 +6,7 @@ entries. Times stay epoch seconds here; the `EpochSeconds` column type converts 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -74,7 +74,7 @@ def decision_row(d: DecisionRecord) -> dict[str, Any]:
 
 
 def contact_row(c: ContactRecord) -> dict[str, Any]:
-    """The `contacts` row of one presented or sent offer."""
+    """The `contacts` row of one presented, selected or sent offer."""
     row = {
         "contact_id": c.contact_id,
         "offer_id": c.offer_id,
@@ -84,6 +84,7 @@ def contact_row(c: ContactRecord) -> dict[str, Any]:
         "direction": c.direction.value,
         "group_id": c.group,
         "outcome": c.outcome.value,
+        "decision_id": c.decision_id,
     }
     row.update({name: getattr(c, name) for name in CONTACT_DETAILS})
     return row
@@ -116,15 +117,40 @@ def contact_from_row(row: Row[Any]) -> ContactRecord:
         offer_id=m["offer_id"],
         group=m["group_id"],
         outcome=Outcome(m["outcome"]),
+        decision_id=m["decision_id"],
         **{name: m[name] for name in CONTACT_DETAILS},
     )
 
 
+def decision_from_rows(decision: Row[Any], offers: Sequence[Row[Any]]) -> DecisionRecord:
+    """Rebuild a `DecisionRecord` from its `decisions` row and its `contacts` rows (any order: they are
+    put in rank order, unranked last)."""
+    m = decision._mapping
+    found = sorted(map(contact_from_row, offers), key=lambda c: (c.rank is None, c.rank or 0, c.offer_id))
+    return DecisionRecord(
+        decision_id=m["decision_id"],
+        customer_id=m["customer_id"],
+        at=m["decided_at"],
+        channel=m["channel"],
+        placement=m["placement"],
+        intent=m["intent"],
+        control_group=m["control_group"],
+        model_version=m["model_version"],
+        catalogue_version=m["catalogue_version"],
+        contacts=tuple(found),
+        context=m["context"],
+        candidates=tuple(m["candidates"]),
+        request_id=m["request_id"],
+    )
+
+
 def contact_event(row: Row[Any]) -> ContactEvent:
-    """The summary event of a `contacts` row: the contact id is the decision id responses refer to."""
+    """The summary event of a `contacts` row, keyed by the decision responses refer to: the contact's
+    own id, or the outbound decision a send confirms (as `ContactRecord.event` does)."""
     m = row._mapping
+    decision_key = m["decision_id"] or m["contact_id"]
     return ContactEvent(
-        m["contacted_at"], m["offer_id"], m["group_id"], m["channel"], Outcome(m["outcome"]), m["contact_id"]
+        m["contacted_at"], m["offer_id"], m["group_id"], m["channel"], Outcome(m["outcome"]), decision_key
     )
 
 
@@ -137,38 +163,63 @@ def response_event(row: Row[Any]) -> ContactEvent:
     )
 
 
-def contact_entry(row: Row[Any]) -> HistoryEntry:
-    """A `contacts` row as the API lists it; absent optional details are left out."""
+def response_from_row(row: Row[Any]) -> ResponseRecord:
+    """Rebuild a `ResponseRecord` from a full `responses` row."""
     m = row._mapping
-    details = {name: m[name] for name in CONTACT_DETAILS if m[name] is not None}
+    return ResponseRecord(
+        response_id=m["response_id"],
+        customer_id=m["customer_id"],
+        offer_id=m["offer_id"],
+        channel=m["channel"],
+        outcome=Outcome(m["outcome"]),
+        at=m["responded_at"],
+        decision_id=m["decision_id"],
+        group=m["group_id"],
+    )
+
+
+def contact_entry(row: Row[Any]) -> HistoryEntry:
+    """A `contacts` row as the API lists it."""
+    return entry_of_contact(contact_from_row(row))
+
+
+def response_entry(row: Row[Any]) -> HistoryEntry:
+    """A `responses` row as the API lists it, with when the history received it."""
+    return entry_of_response(response_from_row(row), row._mapping["recorded_at"])
+
+
+def entry_of_contact(c: ContactRecord) -> HistoryEntry:
+    """A contact as the API lists it; absent optional details are left out. Its `decision_id` is the
+    decision it belongs to (its own id, or the outbound decision a send confirms)."""
+    details = {name: getattr(c, name) for name in CONTACT_DETAILS if getattr(c, name) is not None}
     return HistoryEntry(
         kind="contact",
-        id=m["contact_id"],
-        customer_id=m["customer_id"],
-        at=m["contacted_at"],
-        channel=m["channel"],
-        direction=m["direction"],
-        offer_id=m["offer_id"],
-        group=m["group_id"],
-        outcome=m["outcome"],
-        decision_id=m["contact_id"],
+        id=c.contact_id,
+        customer_id=c.customer_id,
+        at=c.at,
+        channel=c.channel,
+        direction=c.direction.value,
+        offer_id=c.offer_id,
+        group=c.group,
+        outcome=c.outcome.value,
+        decision_id=c.decision_key,
         details=details,
     )
 
 
-def response_entry(row: Row[Any]) -> HistoryEntry:
-    """A `responses` row as the API lists it: responses come from the customer, so inbound."""
-    m = row._mapping
+def entry_of_response(r: ResponseRecord, recorded_at: float | None) -> HistoryEntry:
+    """A response as the API lists it: responses come from the customer, so inbound. `recorded_at` is
+    None for a response not yet stored (write-behind): it is then left out of the details."""
     return HistoryEntry(
         kind="response",
-        id=m["response_id"],
-        customer_id=m["customer_id"],
-        at=m["responded_at"],
-        channel=m["channel"],
+        id=r.response_id,
+        customer_id=r.customer_id,
+        at=r.at,
+        channel=r.channel,
         direction=Direction.INBOUND.value,
-        offer_id=m["offer_id"],
-        group=m["group_id"],
-        outcome=m["outcome"],
-        decision_id=m["decision_id"],
-        details={"recorded_at": m["recorded_at"]},
+        offer_id=r.offer_id,
+        group=r.group,
+        outcome=r.outcome.value,
+        decision_id=r.decision_id,
+        details={} if recorded_at is None else {"recorded_at": recorded_at},
     )
