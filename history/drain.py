@@ -10,13 +10,13 @@ Where entries wait:
 - read but not acknowledged (the drainer died, or SQL failed): in the group's pending list. A drainer
   re-reads its own pending entries first after a failure, and takes over other consumers' entries idle
   longer than `claim_idle_ms` (XAUTOCLAIM), at start and every `claim_idle_ms / 2` after.
-- an entry SQL refuses for its data (a violated constraint) or that cannot be decoded goes to the
-  dead-letter stream `<stream>:dead` with the reason, and is acknowledged: retrying cannot fix it.
+- an entry SQL refuses for its data (a violated constraint, a value that cannot be encoded:
+  `HistoryRecordError`) or that cannot be decoded goes to the dead-letter stream `<stream>:dead` with the
+  reason, and is acknowledged: retrying cannot fix it.
 - anything else (SQL or Redis unreachable) is retried, with a growing pause, until it is stored. The
-  retry stores the pending entries one by one, so that a single entry that fails for another reason (a
-  value the driver cannot encode) does not hold the others back; one that has failed alone
-  `MAX_STRIKES` times while SQL answers a ping is dead-lettered too. `requeue_dead` puts dead-lettered
-  entries back once the cause is fixed.
+  retry stores the pending entries one by one, so that a single entry that fails for another reason
+  does not hold the others back; one that has failed alone `MAX_STRIKES` times while SQL answers a ping
+  is dead-lettered too. `requeue_dead` puts dead-lettered entries back once the cause is fixed.
 
 Entries are deleted once acknowledged, so XLEN of the stream is the backlog; the stream belongs to the
 drain group (another group reading it would miss deleted entries).
@@ -44,7 +44,7 @@ from redis.exceptions import ResponseError
 from history.batch import CONTACTS, DECISION, RESPONSE
 from history.sql import SqlHistory
 from history.stream import DATA, KIND, decode_entry
-from history.writer import DATA_ERRORS, HistoryWriteError
+from history.writer import HistoryRecordError
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +246,7 @@ class Drainer:
         for readable, result in zip(wave, results, strict=True):
             if not isinstance(result, BaseException):
                 outcome.done.append(readable.entry_id)
-            elif isinstance(result, HistoryWriteError) and isinstance(result.__cause__, DATA_ERRORS):
+            elif isinstance(result, HistoryRecordError):  # refused for its data: retrying cannot fix it
                 outcome.dead.append((readable.entry_id, readable.fields, f"refused by SQL: {result.__cause__!r}"))
             else:
                 outcome.failed.append(result)

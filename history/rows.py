@@ -14,6 +14,9 @@ from sqlalchemy import Row
 
 from decisioning.records import ContactRecord, DecisionRecord, HistoryEntry, ResponseRecord
 from decisioning.types import ContactEvent, Direction, Outcome
+from history.writer import HistoryRecordError
+
+DECISION_KIND = "decision"  # as a write's kind is named in messages (history.batch.DECISION)
 
 # Details an API listing shows for a contact, beyond the columns every entry has.
 CONTACT_DETAILS = (
@@ -28,6 +31,42 @@ CONTACT_DETAILS = (
     "catalogue_version",
     "campaign",
 )
+
+
+class EncodedJson:
+    """A JSON column's value, encoded already: in the caller's task, before the row joins a batch (see
+    `encode_json`), so that a value that cannot be encoded fails that caller alone.
+
+    A plain class, not a dataclass: orjson would serialise a dataclass as an object of its fields.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"EncodedJson({self.text!r})"
+
+
+def encode_json(value: Any, what: str, kind: str) -> EncodedJson:
+    """Encode a record's JSON payload (`what`, e.g. "context") now; `HistoryRecordError` if it cannot be.
+
+    >>> encode_json({"page": "/cards"}, "context", "decision").text
+    b'{"page":"/cards"}'
+    >>> encode_json({"n": 2**70}, "context", "decision")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    history.writer.HistoryRecordError: decision not recorded: its context cannot be stored as JSON (...)
+    """
+    try:
+        return EncodedJson(orjson.dumps(value, default=json_default, option=JSON_OPTIONS))
+    except TypeError as error:  # orjson.JSONEncodeError: too deep, an integer beyond 64 bits, a foreign type
+        raise HistoryRecordError(f"{kind} not recorded: its {what} cannot be stored as JSON ({error})") from error
+
+
+def json_text(value: Any) -> str:
+    """The JSON text of a JSON column's value, encoded already or not."""
+    return value.text.decode() if isinstance(value, EncodedJson) else dumps_json(value)
 
 
 def dumps_json(value: Any) -> str:
@@ -47,7 +86,10 @@ JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
 def json_default(value: Any) -> Any:
-    """orjson's fallback for what records hold beyond plain JSON: read-only mappings and sets."""
+    """orjson's fallback for what records hold beyond plain JSON: read-only mappings and sets (and JSON
+    encoded already, which goes in as it is)."""
+    if isinstance(value, EncodedJson):
+        return orjson.Fragment(value.text)
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, set | frozenset):
@@ -56,7 +98,10 @@ def json_default(value: Any) -> Any:
 
 
 def decision_row(d: DecisionRecord) -> dict[str, Any]:
-    """The `decisions` row of a decision (its contacts go to `contacts`, see `contact_row`)."""
+    """The `decisions` row of a decision (its contacts go to `contacts`, see `contact_row`).
+
+    Its JSON payloads are encoded here, in the caller's task: `HistoryRecordError` for one that cannot be.
+    """
     return {
         "decision_id": d.decision_id,
         "request_id": d.request_id,
@@ -68,8 +113,8 @@ def decision_row(d: DecisionRecord) -> dict[str, Any]:
         "control_group": d.control_group,
         "model_version": d.model_version,
         "catalogue_version": d.catalogue_version,
-        "context": d.context,
-        "candidates": d.candidates,
+        "context": encode_json(d.context, "context", DECISION_KIND),
+        "candidates": encode_json(d.candidates, "candidates", DECISION_KIND),
     }
 
 

@@ -24,7 +24,7 @@ import history as history_package
 from decisioning.records import ContactRecord, DecisionRecord, ResponseRecord
 from decisioning.summary import MAX_EVENTS, HistorySummary
 from decisioning.types import ContactEvent, Direction, Outcome
-from history import HistoryClosedError, HistoryWriteError, SqlHistory
+from history import HistoryClosedError, HistoryRecordError, HistoryWriteError, SqlHistory
 from history.migrate import alembic_config, upgrade
 from history.tables import contacts, decisions, metadata, responses
 
@@ -538,5 +538,64 @@ async def test_sigkill_does_not_lose_an_acknowledged_decision(sqlite_url: str):
         async with h.engine.connect() as conn:
             stored = set((await conn.execute(sa.select(decisions.c.decision_id))).scalars())
         assert len(acknowledged) >= 300 and {a.decode().strip() for a in acknowledged} <= stored
+    finally:
+        await h.close()
+
+
+# --- a record that cannot be stored fails alone ----------------------------------------------------------
+
+
+def deep(levels: int) -> dict:
+    nested: dict = {}
+    for _ in range(levels):
+        nested = {"k": nested}
+    return nested
+
+
+async def test_an_unencodable_context_fails_only_its_own_write(history: SqlHistory):
+    good = [history.record_decision(decision(f"d-{i}", context={"page": "/cards"})) for i in range(20)]
+    too_big = history.record_decision(decision("d-big", context={"n": 2**70}))
+    too_deep = history.record_decision(decision("d-deep", context=deep(500)))
+
+    results = await asyncio.gather(*good[:10], too_big, *good[10:], too_deep, return_exceptions=True)
+
+    assert results[:10] + results[11:21] == [True] * 20
+    big, deep_ = results[10], results[21]
+    assert isinstance(big, HistoryRecordError) and "context" in str(big) and "2**70" not in str(big)
+    assert isinstance(deep_, HistoryRecordError) and "context" in str(deep_)
+    assert await count(history, decisions) == 20 and await count(history, contacts) == 20
+    assert await history.record_decision(decision("d-after")) is True  # the writer carries on
+
+
+async def test_a_value_refused_inside_the_transaction_fails_only_its_own_write(history: SqlHistory):
+    connection = getattr(history._pg_writer, "_conn", None)
+    bad = [
+        history.record_contacts([send("s-bad-rank", "card_gold", rank=2**70)]),  # too big for the driver
+        history.record_contacts([dataclasses.replace(send("s-bad", "x"), outcome=Outcome.CLICKED)]),  # CHECK
+    ]
+    good = [history.record_decision(decision(f"d-{i}")) for i in range(20)]
+
+    results = await asyncio.gather(*good, *bad, return_exceptions=True)
+
+    assert results[:20] == [True] * 20
+    assert all(isinstance(r, HistoryRecordError) for r in results[20:])
+    assert all("Failing row" not in str(r) and "s-bad" not in str(r) for r in results[20:])  # no values
+    assert await history.record_decision(decision("d-after")) is True
+    assert await count(history, decisions) == 21 and await count(history, contacts) == 21
+    if connection is not None:  # PostgreSQL: the writer's connection was not thrown away
+        assert history._pg_writer._conn is connection
+
+
+@pytest.mark.services
+async def test_a_nul_character_postgresql_refuses_fails_only_its_own_write(pg_url: str):
+    h = SqlHistory(pg_url)
+    await h.start()
+    try:
+        good = [h.record_decision(decision(f"d-{i}")) for i in range(20)]
+        nul = h.record_decision(decision("d-nul", context={"page": "/a\x00b"}))  # jsonb refuses \u0000
+        results = await asyncio.gather(*good, nul, return_exceptions=True)
+
+        assert results[:20] == [True] * 20 and isinstance(results[20], HistoryRecordError)
+        assert await h.record_decision(decision("d-after")) is True
     finally:
         await h.close()
