@@ -179,8 +179,7 @@ class StreamHistory:
     async def record_contacts(self, contacts_: Sequence[ContactRecord]) -> list[ContactRecord]:
         """Append outbound contacts not already stored nor pending; returns those accepted, in the order
         given (the first of each (contact_id, offer_id) of the call)."""
-        firsts = {(c.contact_id, c.offer_id): c for c in reversed(contacts_)}  # reversed: the first one wins
-        fresh = [c for c in contacts_ if firsts.get((c.contact_id, c.offer_id)) is c]
+        fresh = _first_of_each(contacts_)
         stored = await self._stored_contacts(fresh)
         fresh = [c for c in fresh if (c.contact_id, c.offer_id) not in stored]
         if not fresh:
@@ -326,6 +325,17 @@ class StreamHistory:
         except (RedisError, OSError):
             return False
         return redis_up and await self.sql.ping()
+
+
+def _first_of_each(contacts_: Sequence[ContactRecord]) -> list[ContactRecord]:
+    """The contacts without repeats of a (contact_id, offer_id): the first one stands, as in SQL."""
+    seen: set[tuple[str, str]] = set()
+    firsts = []
+    for c in contacts_:
+        if (c.contact_id, c.offer_id) not in seen:
+            seen.add((c.contact_id, c.offer_id))
+            firsts.append(c)
+    return firsts
 
 
 def _payload(kind: str, record: Any) -> bytes:

@@ -313,11 +313,13 @@ async def test_contacts_report_the_ones_accepted(history: StreamHistory, drainer
     ]
     assert await history.record_contacts([]) == []
     assert await history.record_contacts([send("s-1", "b"), send("s-3", "a")]) == [send("s-3", "a")]  # s-1/b waits
+    same = send("s-4", "a")
+    assert await history.record_contacts([same, same]) == [same]
     await drain_all(drainer)
 
     assert await history.record_contacts([send("s-1", "a"), send("s-2", "a")]) == [send("s-2", "a")]  # s-1/a is stored
     await drain_all(drainer)
-    assert await count(history.sql, contacts) == 4
+    assert await count(history.sql, contacts) == 5
     found = await history.find_contact("s-1", "a")
     assert found is not None and found.at == T0
 
