@@ -7,6 +7,6 @@
 
 from history.migrate import upgrade, upgrade_async
 from history.sql import SqlHistory
-from history.writer import HistoryClosedError, HistoryWriteError
+from history.writer import HistoryClosedError, HistoryRecordError, HistoryWriteError
 
-__all__ = ["HistoryClosedError", "HistoryWriteError", "SqlHistory", "upgrade", "upgrade_async"]
+__all__ = ["HistoryClosedError", "HistoryRecordError", "HistoryWriteError", "SqlHistory", "upgrade", "upgrade_async"]

@@ -3,7 +3,7 @@
 Each table gets one bulk `INSERT ... ON CONFLICT DO NOTHING` of all the batch's rows, which reports the
 keys it inserted. Those keys say which rows were new, which is how each caller learns what it added:
 - a decision whose `decision_id` or `request_id` exists already is skipped, and so are its contacts;
-- a contact whose (contact_id, offer_id) exists is skipped and not counted;
+- a contact whose (contact_id, offer_id) exists is skipped and not reported as added;
 - a response whose `response_id` exists is skipped and reported as a duplicate (False).
 
 `batch_plan` is that logic, free of I/O: a generator that yields (table, rows) to insert and is sent back
@@ -33,8 +33,8 @@ Plan = Generator[tuple[sa.Table, Rows], Keys, list[Any]]
 def batch_plan(jobs: Sequence[Job]) -> Plan:
     """Yield (table, rows) to insert, in order; receive the keys inserted; return one result per job.
 
-    A decision's result is whether it was stored, a contacts job's is the number of rows it added, a
-    response's is whether it was new.
+    A decision's result is whether it was stored, a contacts job's is one flag per row (whether that row
+    was added), a response's is whether it was new.
     """
     new_decisions = yield decisions, [job.payload[0] for job in jobs if job.kind == DECISION]
     decision_ids = {key[0] for key in new_decisions}
@@ -77,16 +77,15 @@ def _result(job: Job, new_decisions: set[str], new_contacts: Keys, new_responses
     if job.kind == CONTACTS:
         return _claim(new_contacts, [(row["contact_id"], row["offer_id"]) for row in job.payload])
     if job.kind == RESPONSE:
-        return _claim(new_responses, [(job.payload["response_id"],)]) == 1
+        return _claim(new_responses, [(job.payload["response_id"],)]) == [True]
     return None
 
 
-def _claim(new: Keys, keys: list[tuple[Any, ...]]) -> int:
-    """How many of `keys` were inserted. Each inserted key is credited once, so a row sent twice (by one
+def _claim(new: Keys, keys: list[tuple[Any, ...]]) -> list[bool]:
+    """Which of `keys` were inserted. Each inserted key is credited once, so a row sent twice (by one
     caller or by two callers of the same batch) counts for the first only."""
-    added = 0
+    added = []
     for key in keys:
-        if key in new:
-            new.discard(key)
-            added += 1
+        added.append(key in new)
+        new.discard(key)
     return added

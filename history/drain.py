@@ -10,13 +10,13 @@ Where entries wait:
 - read but not acknowledged (the drainer died, or SQL failed): in the group's pending list. A drainer
   re-reads its own pending entries first after a failure, and takes over other consumers' entries idle
   longer than `claim_idle_ms` (XAUTOCLAIM), at start and every `claim_idle_ms / 2` after.
-- an entry SQL refuses for its data (a violated constraint) or that cannot be decoded goes to the
-  dead-letter stream `<stream>:dead` with the reason, and is acknowledged: retrying cannot fix it.
+- an entry SQL refuses for its data (a violated constraint, a value that cannot be encoded:
+  `HistoryRecordError`) or that cannot be decoded goes to the dead-letter stream `<stream>:dead` with the
+  reason, and is acknowledged: retrying cannot fix it.
 - anything else (SQL or Redis unreachable) is retried, with a growing pause, until it is stored. The
-  retry stores the pending entries one by one, so that a single entry that fails for another reason (a
-  value the driver cannot encode) does not hold the others back; one that has failed alone
-  `MAX_STRIKES` times while SQL answers a ping is dead-lettered too. `requeue_dead` puts dead-lettered
-  entries back once the cause is fixed.
+  retry stores the pending entries one by one, so that a single entry that fails for another reason
+  does not hold the others back; one that has failed alone `MAX_STRIKES` times while SQL answers a ping
+  is dead-lettered too. `requeue_dead` puts dead-lettered entries back once the cause is fixed.
 
 Entries are deleted once acknowledged, so XLEN of the stream is the backlog; the stream belongs to the
 drain group (another group reading it would miss deleted entries).
@@ -42,9 +42,10 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from history.batch import CONTACTS, DECISION, RESPONSE
+from history.codec import DATA, KIND, decode_entry
+from history.pending import PendingIndex
 from history.sql import SqlHistory
-from history.stream import DATA, KIND, decode_entry
-from history.writer import DATA_ERRORS, HistoryWriteError
+from history.writer import HistoryRecordError
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +69,14 @@ class _Outcome:
     done: list[bytes] = field(default_factory=list)
     dead: list[tuple[bytes, dict[bytes, bytes], str]] = field(default_factory=list)
     failed: list[BaseException] = field(default_factory=list)
+    # (kind, record) of the entries done or dead, whose pending index entries go with the acknowledgement
+    settled: list[tuple[str, Any]] = field(default_factory=list)
 
     def merge(self, other: _Outcome) -> None:
         self.done += other.done
         self.dead += other.dead
         self.failed += other.failed
+        self.settled += other.settled
 
 
 class Drainer:
@@ -104,6 +108,7 @@ class Drainer:
         self.claim_idle_ms = claim_idle_ms
         self.prune_idle_ms = prune_idle_ms
         self.dead_letter = f"{stream}:dead"
+        self.index = PendingIndex(stream)
         self.stored = 0
         self.dead_lettered = 0
         self._started = False
@@ -148,7 +153,7 @@ class Drainer:
             return 0
         outcome = await (self._store_alone(entries) if retrying else self._store(entries))
         await self._bury(outcome.dead)
-        await self._ack([*outcome.done, *(entry_id for entry_id, _, _ in outcome.dead)])
+        await self._ack([*outcome.done, *(entry_id for entry_id, _, _ in outcome.dead)], outcome.settled)
         self.stored += len(outcome.done)
         self.dead_lettered += len(outcome.dead)
         if outcome.failed:
@@ -227,7 +232,8 @@ class Drainer:
         if strikes < MAX_STRIKES:
             return alone
         self._strikes.pop(entry[0])
-        return _Outcome(dead=[(*entry, f"failed {strikes} times alone, SQL up: {alone.failed[0]!r}")])
+        reason = f"failed {strikes} times alone, SQL up: {alone.failed[0]!r}"
+        return _Outcome(dead=[(*entry, reason)], settled=[decode_entry(entry[1])])  # it decoded before
 
     def _decode(self, entry: Entry, outcome: _Outcome) -> _Readable | None:
         entry_id, fields = entry
@@ -244,12 +250,14 @@ class Drainer:
         # All at once: SqlHistory's group commit gathers them into shared transactions.
         results = await asyncio.gather(*(self._write(r.kind, r.record) for r in wave), return_exceptions=True)
         for readable, result in zip(wave, results, strict=True):
-            if not isinstance(result, BaseException):
-                outcome.done.append(readable.entry_id)
-            elif isinstance(result, HistoryWriteError) and isinstance(result.__cause__, DATA_ERRORS):
+            if isinstance(result, BaseException) and not isinstance(result, HistoryRecordError):
+                outcome.failed.append(result)  # still pending: it stays in the pending index too
+                continue
+            if isinstance(result, HistoryRecordError):  # refused for its data: retrying cannot fix it
                 outcome.dead.append((readable.entry_id, readable.fields, f"refused by SQL: {result.__cause__!r}"))
             else:
-                outcome.failed.append(result)
+                outcome.done.append(readable.entry_id)
+            outcome.settled.append((readable.kind, readable.record))
 
     async def _write(self, kind: str, record: Any) -> Any:
         if kind == DECISION:
@@ -268,12 +276,16 @@ class Drainer:
                 pipe.xadd(self.dead_letter, {**fields, b"entry": entry_id, b"error": reason.encode()})
             await pipe.execute()
 
-    async def _ack(self, ids: Sequence[bytes]) -> None:
+    async def _ack(self, ids: Sequence[bytes], settled: Sequence[tuple[str, Any]]) -> None:
+        """Acknowledge and delete the entries, and take them out of the pending index, in one MULTI: after
+        their SQL commit, so that a reader asking the index first, then SQL, finds each of them."""
         if not ids:
             return
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.xack(self.stream, self.group, *ids)
             pipe.xdel(self.stream, *ids)
+            for key, fields in self.index.cleanup(settled).items():
+                pipe.hdel(key, *fields)
             await pipe.execute()
 
     # --- the loop -----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from history.batch import Keys, Rows, batch_plan, run_plan
 from history.rows import JSON_OPTIONS, json_default
 from history.tables import EpochSeconds
-from history.writer import DATA_ERRORS, Job
+from history.writer import Job, is_data_error
 
 # Rows per statement: bounds the JSON document one statement parses (outbound lists can be large).
 CHUNK_ROWS = 2_000
@@ -35,7 +35,7 @@ class PostgresWriter:
 
     A pooled connection per batch costs two extra round trips (the pre-ping on checkout, the reset on
     return) besides BEGIN, the inserts and COMMIT. A connection that failed is thrown away and the next
-    batch opens a new one; a row refused for its data leaves the connection usable.
+    batch opens a new one; a row refused for its data (or that could not be encoded) leaves it usable.
 
     >>> writer = PostgresWriter(engine)       # doctest: +SKIP
     >>> results = await writer.transact(jobs)  # doctest: +SKIP
@@ -51,10 +51,11 @@ class PostgresWriter:
         try:
             async with conn.begin():
                 return await run_plan(batch_plan(jobs), lambda table, rows: insert_new(conn, table, rows))
-        except DATA_ERRORS:
-            raise  # rolled back; the connection is fine
-        except BaseException:
-            await self.close()
+        except BaseException as error:
+            # A row refused for its data, or one that could not be encoded: rolled back, the connection is
+            # fine (the writer retries the batch job by job on it). Anything else: the connection may not be.
+            if not (isinstance(error, Exception) and is_data_error(error)):
+                await self.close()
             raise
 
     async def _connection(self) -> AsyncConnection:

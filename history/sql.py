@@ -115,11 +115,13 @@ class SqlHistory:
         payload = (rows.decision_row(decision), [rows.contact_row(c) for c in decision.contacts])
         return await self._submit(DECISION, payload)
 
-    async def record_contacts(self, contacts: Sequence[ContactRecord]) -> int:
-        """Store outbound sends; those whose (contact_id, offer_id) exists are skipped. Returns rows added."""
+    async def record_contacts(self, contacts: Sequence[ContactRecord]) -> list[ContactRecord]:
+        """Store outbound contacts (sends, selections); those whose (contact_id, offer_id) exists already,
+        or comes earlier in the same call, are skipped. Returns the contacts added, in the order given."""
         if not contacts:
-            return 0
-        return await self._submit(CONTACTS, [rows.contact_row(c) for c in contacts])
+            return []
+        added = await self._submit(CONTACTS, [rows.contact_row(c) for c in contacts])
+        return [c for c, was_added in zip(contacts, added, strict=True) if was_added]
 
     async def record_response(self, response: ResponseRecord) -> bool:
         """Store a response; False when one with the same `response_id` exists already.
@@ -140,21 +142,23 @@ class SqlHistory:
         contact = None
         if response.decision_id is not None:
             contact = await self.find_contact(response.decision_id, response.offer_id)
+        if contact is None:  # the contact it answers was made before it; any, if none was (clock skew)
+            contact = await self.latest_contact(response.customer_id, response.offer_id, response.at)
         if contact is None:
             contact = await self.latest_contact(response.customer_id, response.offer_id)
         return contact.group if contact else None
 
     # --- reads --------------------------------------------------------------------------------------
 
-    async def latest_contact(self, customer_id: str, offer_id: str) -> ContactRecord | None:
-        """The most recent contact (any channel) of this offer to this customer."""
-        query = (
-            sa.select(contacts)
-            .where(contacts.c.customer_id == customer_id, contacts.c.offer_id == offer_id)
-            .order_by(contacts.c.contacted_at.desc())
-            .limit(1)
-        )
-        row = await self._first(query)
+    async def latest_contact(
+        self, customer_id: str, offer_id: str, at_or_before: float | None = None
+    ) -> ContactRecord | None:
+        """The most recent contact (any channel, any outcome) of this offer to this customer, made at or
+        before `at_or_before` when given. Ties in time go to the greatest (contact_id): deterministic."""
+        query = sa.select(contacts).where(contacts.c.customer_id == customer_id, contacts.c.offer_id == offer_id)
+        if at_or_before is not None:
+            query = query.where(contacts.c.contacted_at <= at_or_before)
+        row = await self._first(query.order_by(contacts.c.contacted_at.desc(), contacts.c.contact_id.desc()).limit(1))
         return rows.contact_from_row(row) if row else None
 
     async def find_contact(self, decision_id: str, offer_id: str) -> ContactRecord | None:
@@ -165,19 +169,22 @@ class SqlHistory:
         row = await self._first(query)
         return rows.contact_from_row(row) if row else None
 
-    async def find_decision(self, request_id: str) -> str | None:
-        """The decision id recorded for a request id, if any (idempotent retries)."""
-        row = await self._first(
-            sa.select(decisions.c.decision_id).where(decisions.c.request_id == request_id)
-        )
-        return row[0] if row else None
+    async def decision_for_request(self, request_id: str) -> DecisionRecord | None:
+        """The decision recorded for a request id, with its contacts in rank order, if any (idempotent
+        retries)."""
+        async with self.engine.connect() as conn:
+            found = (await conn.execute(sa.select(decisions).where(decisions.c.request_id == request_id))).first()
+            if found is None:
+                return None
+            offers = await conn.execute(sa.select(contacts).where(contacts.c.contact_id == found.decision_id))
+            return rows.decision_from_rows(found, offers.all())
 
     async def summary(self, customer_id: str, since: float) -> HistorySummary:
         """Rebuild a customer's summary from the stored contacts and responses at or after `since`.
 
         Only the newest `MAX_EVENTS` of each are read: the summary keeps no more than that anyway.
         """
-        found_contacts, found_responses = await self._newest_rows(customer_id, MAX_EVENTS, since)
+        found_contacts, found_responses = await self.newest_rows(customer_id, MAX_EVENTS, since)
         # Contacts first, and a stable sort: at equal times a contact precedes the response to it.
         events = [*map(rows.contact_event, found_contacts), *map(rows.response_event, found_responses)]
         return HistorySummary().with_events(sorted(events, key=lambda e: e.at))
@@ -198,13 +205,15 @@ class SqlHistory:
 
     async def entries(self, customer_id: str, limit: int = 100) -> list[HistoryEntry]:
         """The customer's contacts and responses, newest first, at most `limit`."""
-        found_contacts, found_responses = await self._newest_rows(customer_id, limit)
+        found_contacts, found_responses = await self.newest_rows(customer_id, limit)
         listed = [*map(rows.contact_entry, found_contacts), *map(rows.response_entry, found_responses)]
         return sorted(listed, key=lambda e: e.at, reverse=True)[:limit]
 
-    async def _newest_rows(
+    async def newest_rows(
         self, customer_id: str, limit: int, since: float | None = None
     ) -> tuple[Sequence[sa.Row[Any]], Sequence[sa.Row[Any]]]:
+        """The customer's newest `limit` contact rows and `limit` response rows (at or after `since`), newest
+        first: what `summary` and `entries` are built from (and `StreamHistory` merges its pending with)."""
         async with self.engine.connect() as conn:
             found_contacts = await conn.execute(_newest(contacts, "contacted_at", customer_id, limit, since))
             found_responses = await conn.execute(

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import sqlite
 
 from history.batch import Keys, Rows, batch_plan, run_plan_sync
 from history.database import SQLITE_PRAGMAS
-from history.rows import dumps_json
+from history.rows import json_text
 from history.tables import EpochSeconds
 from history.writer import Job
 
@@ -113,7 +113,7 @@ def _converter(column_type: sa.types.TypeEngine[Any]) -> Any:
     if isinstance(column_type, EpochSeconds):
         return _sqlite_time
     if isinstance(column_type, sa.JSON):
-        return dumps_json
+        return json_text
     return None
 
 

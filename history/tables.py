@@ -2,15 +2,16 @@
 
 Three append-only tables:
 - `decisions`: one row per decision returned to a caller, with its request, context and logged candidates;
-- `contacts`: one row per offer put in front of a customer (presented in a decision, or sent outbound),
-  keyed by (contact_id, offer_id);
+- `contacts`: one row per offer put in front of a customer (presented in an inbound decision, selected in
+  an outbound one, or sent outbound), keyed by (contact_id, offer_id); a send that confirms an outbound
+  decision's selection names it in `decision_id`;
 - `responses`: what customers answered, idempotent by `response_id`.
 
 Times are stored as timezone-aware UTC datetimes (`timestamptz` on PostgreSQL; SQLite has no time zone
 type, so it stores the UTC wall time as fixed-width ISO text, which sorts chronologically). The records of
 the core carry epoch seconds: `EpochSeconds` converts at this edge, to the microsecond.
 
-The migration in `migrations/versions/` is written by hand from these definitions; a test compares them.
+The migrations in `migrations/versions/` are written by hand from these definitions; a test compares them.
 """
 
 from __future__ import annotations
@@ -104,10 +105,13 @@ contacts = sa.Table(
     sa.Column("model_version", sa.Text(), nullable=True),
     sa.Column("catalogue_version", sa.Text(), nullable=True),
     sa.Column("campaign", sa.Text(), nullable=True),
-    sa.CheckConstraint("outcome IN ('presented', 'sent')", name="outcome"),
+    # A send that confirms an outbound decision's selection names that decision (NULL otherwise).
+    sa.Column("decision_id", sa.Text(), nullable=True),
+    sa.CheckConstraint("outcome IN ('presented', 'selected', 'sent')", name="outcome"),
     sa.CheckConstraint("direction IN ('inbound', 'outbound')", name="direction"),
     sa.Index("ix_contacts_customer_time", "customer_id", "contacted_at"),
     sa.Index("ix_contacts_offer_time", "offer_id", "contacted_at"),
+    sa.Index("ix_contacts_decision_offer", "decision_id", "offer_id"),
 )
 
 responses = sa.Table(

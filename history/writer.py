@@ -38,6 +38,13 @@ Transact = Callable[[Sequence[Job]], Awaitable[list[Any]]]
 
 # Errors caused by the data of a row (a violated constraint, a bad value), not by the database's state.
 DATA_ERRORS = (exc.IntegrityError, exc.DataError, sqlite3.IntegrityError, sqlite3.DataError)
+# Errors raised while a row's values are encoded for the database, inside the transaction: a value of a
+# type the driver cannot bind (sqlite3.InterfaceError on Python 3.11), an integer beyond 64 bits
+# (OverflowError from sqlite3, TypeError from orjson), a time that is not a number (TypeError, ValueError).
+ENCODING_ERRORS = (TypeError, ValueError, OverflowError, RecursionError, sqlite3.InterfaceError)
+# PostgreSQL's SQLSTATE class 22, "data exception" (invalid JSON, a NUL character in text...): asyncpg's
+# errors reach SQLAlchemy's generic DBAPIError, so the class is read from the error's code.
+_PG_DATA_EXCEPTION = "22"
 
 _STOP = object()
 
@@ -47,6 +54,16 @@ class HistoryWriteError(RuntimeError):
 
     Every caller of a failed batch gets its own instance, so that tracebacks do not pile up on one
     shared exception object.
+    """
+
+
+class HistoryRecordError(HistoryWriteError):
+    """This record cannot be stored as it is: a value the history cannot encode, or one the database
+    refuses. Retrying it unchanged fails again. Only its own caller gets it, never the callers that share
+    its batch; the message names what could not be stored, never a value.
+
+    >>> await history.record_decision(record_with_2_to_the_70_in_its_context)   # doctest: +SKIP
+    HistoryRecordError: decision not recorded: its context cannot be stored as JSON (Integer exceeds 64-bit range)
     """
 
 
@@ -136,17 +153,15 @@ class GroupCommitWriter:
     async def _commit(self, batch: list[Job]) -> None:
         try:
             results = await self._transaction(batch)
-        except DATA_ERRORS as error:
-            # One bad record must not fail the callers it happened to share a transaction with.
-            if len(batch) == 1:
+        except Exception as error:
+            if not is_data_error(error):  # the database is gone, the disk is full...: every caller hears it
+                log.warning("history batch of %d failed: %s", len(batch), error)
                 _fail(batch, error)
-            else:
+            elif len(batch) == 1:
+                _fail(batch, error, HistoryRecordError)
+            else:  # one bad record must not fail the callers it happened to share a transaction with
                 for job in batch:
                     await self._commit([job])
-            return
-        except Exception as error:  # the database is gone, the disk is full...: every caller hears it
-            log.warning("history batch of %d failed: %s", len(batch), error)
-            _fail(batch, error)
             return
         for job, result in zip(batch, results, strict=True):
             if not job.future.done():  # a caller that gave up (cancelled) no longer listens
@@ -171,9 +186,30 @@ def _drain(queue: asyncio.Queue[Any]) -> list[Any]:
     return items
 
 
-def _fail(batch: Sequence[Job], cause: BaseException) -> None:
+def is_data_error(error: BaseException) -> bool:
+    """Whether `error` comes from the data of a row (retrying the row unchanged fails again), not from the
+    database's state: a violated constraint, a refused value, or a value that could not be encoded."""
+    if isinstance(error, (*DATA_ERRORS, *ENCODING_ERRORS)):
+        return True
+    if isinstance(error, sqlite3.ProgrammingError):  # Python 3.12+: "Error binding parameter ..."
+        return "binding" in str(error)
+    if isinstance(error, exc.DBAPIError):
+        return str(getattr(error.orig, "sqlstate", "") or "").startswith(_PG_DATA_EXCEPTION)
+    return False
+
+
+def _fail(batch: Sequence[Job], cause: BaseException, kind: type[HistoryWriteError] = HistoryWriteError) -> None:
     for job in batch:
         if not job.future.done():
-            error = HistoryWriteError(f"{job.kind} not recorded: {cause}")
-            error.__cause__ = cause
-            job.future.set_exception(error)
+            job.future.set_exception(_error(kind, job, cause))
+
+
+def _error(kind: type[HistoryWriteError], job: Job, cause: BaseException) -> HistoryWriteError:
+    # A refused row's database message may quote its values (PostgreSQL's "Failing row contains ..."):
+    # the caller's message names only the error's type; `__cause__` keeps the details for the logs.
+    if kind is HistoryRecordError:
+        error: HistoryWriteError = kind(f"{job.kind} not recorded: a value was refused ({type(cause).__name__})")
+    else:
+        error = kind(f"{job.kind} not recorded: {cause}")
+    error.__cause__ = cause
+    return error

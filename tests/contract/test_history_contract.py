@@ -24,7 +24,7 @@ import history as history_package
 from decisioning.records import ContactRecord, DecisionRecord, ResponseRecord
 from decisioning.summary import MAX_EVENTS, HistorySummary
 from decisioning.types import ContactEvent, Direction, Outcome
-from history import HistoryClosedError, HistoryWriteError, SqlHistory
+from history import HistoryClosedError, HistoryRecordError, HistoryWriteError, SqlHistory
 from history.migrate import alembic_config, upgrade
 from history.tables import contacts, decisions, metadata, responses
 
@@ -49,9 +49,9 @@ async def history(history_url: str) -> AsyncIterator[SqlHistory]:
     await h.close()
 
 
-def contact(decision_id: str, offer_id: str, *, customer: str = "c-1", at: float = T0, **kw) -> ContactRecord:
+def contact(contact_id: str, offer_id: str, *, customer: str = "c-1", at: float = T0, **kw) -> ContactRecord:
     return ContactRecord(
-        contact_id=decision_id,
+        contact_id=contact_id,
         customer_id=customer,
         at=at,
         channel=kw.pop("channel", "web"),
@@ -89,6 +89,13 @@ def send(send_id: str, offer_id: str, **kw) -> ContactRecord:
     )
 
 
+def selection(contact_id: str, offer_id: str, **kw) -> ContactRecord:
+    """An outbound decision's pick, before the campaign tool confirms the send."""
+    return contact(
+        contact_id, offer_id, channel="email", direction=Direction.OUTBOUND, outcome=Outcome.SELECTED, **kw
+    )
+
+
 def response(response_id: str, offer_id: str, decision_id: str | None, at: float, **kw) -> ResponseRecord:
     outcome = kw.pop("outcome", Outcome.CLICKED)
     return ResponseRecord(
@@ -115,12 +122,12 @@ async def test_decision_round_trip(history: SqlHistory):
     )
     await history.record_decision(record)
 
-    assert await history.find_decision("req-1") == "d-1"
-    assert await history.find_decision("req-unknown") is None
+    assert await history.decision_for_request("req-1") == record
+    assert await history.decision_for_request("req-unknown") is None
     for c in record.contacts:
         assert await history.find_contact("d-1", c.offer_id) == c
         assert await history.latest_contact("c-1", c.offer_id) == c
-    async with history.database.connect() as conn:
+    async with history.engine.connect() as conn:
         row = (await conn.execute(sa.select(decisions))).one()._mapping
     assert row["context"] == {"page": "/cards", "device": "ios"}
     assert row["candidates"] == [
@@ -134,7 +141,8 @@ async def test_a_request_id_is_stored_once(history: SqlHistory):
     await history.record_decision(decision("d-1", request_id="req-1"))
     await history.record_decision(decision("d-2", ("loan_car",), request_id="req-1"))
 
-    assert await history.find_decision("req-1") == "d-1"
+    found = await history.decision_for_request("req-1")
+    assert found is not None and found.decision_id == "d-1"
     assert await history.find_contact("d-2", "loan_car") is None
     assert await count(history, decisions) == 1
 
@@ -147,6 +155,44 @@ async def test_latest_contact_is_the_newest_of_any_channel(history: SqlHistory):
     latest = await history.latest_contact("c-1", "card_gold")
     assert latest is not None and (latest.contact_id, latest.channel) == ("s-1", "email")
     assert await history.latest_contact("c-2", "card_gold") is None
+
+
+async def test_latest_contact_at_or_before_a_time(history: SqlHistory):
+    await history.record_decision(decision("d-1", at=T0))
+    await history.record_contacts([selection("d-2", "card_gold", at=T0 + 30)])
+    await history.record_contacts([send("s-1", "card_gold", at=T0 + 60, decision_id="d-2")])
+
+    found = [await history.latest_contact("c-1", "card_gold", at) for at in (T0 - 1, T0, T0 + 45, T0 + 60)]
+    assert [c.contact_id if c else None for c in found] == [None, "d-1", "d-2", "s-1"]
+    assert [c.outcome if c else None for c in found] == [None, Outcome.PRESENTED, Outcome.SELECTED, Outcome.SENT]
+    assert await history.latest_contact("c-1", "card_gold") == found[-1]
+
+
+async def test_an_outbound_selection_and_its_confirming_send(history: SqlHistory):
+    selected = selection("d-out", "card_gold", at=T0)
+    confirmed = send("s-1", "card_gold", at=T0 + 3600, decision_id="d-out", campaign="autumn")
+    assert await history.record_contacts([selected]) == [selected]
+    assert await history.record_contacts([confirmed]) == [confirmed]
+
+    assert await history.find_contact("d-out", "card_gold") == selected  # by its own id: the selection
+    assert await history.find_contact("s-1", "card_gold") == confirmed
+    events = (await history.summary("c-1", 0.0)).events
+    assert [(e.outcome, e.decision_id) for e in events] == [(Outcome.SELECTED, "d-out"), (Outcome.SENT, "d-out")]
+    entries = await history.entries("c-1")
+    listed = [(e.id, e.outcome, e.decision_id) for e in entries]
+    assert listed == [("s-1", "sent", "d-out"), ("d-out", "selected", "d-out")]
+    assert entries[0].details["campaign"] == "autumn" and "decision_id" not in entries[0].details
+
+
+async def test_a_decision_comes_back_with_its_contacts_in_rank_order(history: SqlHistory):
+    offers = ("mortgage", "card_gold", "loan_car", "savings")
+    record = decision("d-1", offers, request_id="req-1", context={"n": {"deep": [1, 2.5, None]}})
+    await history.record_decision(record)
+    await history.record_contacts([send("d-1-send", "card_gold")])  # another contact id: not part of it
+
+    found = await history.decision_for_request("req-1")
+    assert found == record
+    assert found is not None and [c.offer_id for c in found.contacts] == list(offers)
 
 
 async def test_times_round_trip_to_the_microsecond(history: SqlHistory):
@@ -176,7 +222,7 @@ async def test_concurrent_decisions_are_durable_and_share_transactions(history: 
     try:
         assert await count(reopened, decisions) == 200
         assert await count(reopened, contacts) == 200
-        assert await reopened.find_decision("r-123") == "d-123"
+        assert await reopened.decision_for_request("r-123") == decision("d-123", request_id="r-123")
     finally:
         await reopened.close()
 
@@ -209,13 +255,13 @@ async def test_a_bad_record_fails_alone(history: SqlHistory):
 
 
 async def test_a_failing_write_reaches_every_waiting_caller(history: SqlHistory):
-    async with history.database.begin() as conn:
+    async with history.engine.begin() as conn:
         await conn.execute(sa.text("ALTER TABLE contacts RENAME TO contacts_away"))
     try:
         writes = [history.record_decision(decision(f"d-{i}")) for i in range(50)]
         results = await asyncio.wait_for(asyncio.gather(*writes, return_exceptions=True), NO_HANG)
     finally:
-        async with history.database.begin() as conn:
+        async with history.engine.begin() as conn:
             await conn.execute(sa.text("ALTER TABLE contacts_away RENAME TO contacts"))
 
     assert all(isinstance(r, HistoryWriteError) for r in results)
@@ -247,15 +293,19 @@ async def test_a_dropped_postgresql_database_fails_callers_instead_of_hanging(pg
 
 
 async def test_duplicate_contacts_are_skipped(history: SqlHistory):
-    assert await history.record_contacts([send("s-1", "a"), send("s-1", "b"), send("s-2", "a")]) == 3
-    assert await history.record_contacts([send("s-1", "a"), send("s-3", "a"), send("s-3", "a")]) == 1
-    assert await history.record_contacts([]) == 0
+    first = [send("s-1", "a"), send("s-1", "b"), send("s-2", "a")]
+    assert await history.record_contacts(first) == first
+    again = send("s-1", "a", at=T0 + 5)  # the same contact reported again, with another time
+    assert await history.record_contacts([again, send("s-3", "a"), send("s-3", "a", at=T0 + 9)]) == [send("s-3", "a")]
+    assert await history.record_contacts([]) == []
 
     twice = await asyncio.gather(
         *(history.record_contacts([send("s-4", "a"), send("s-4", "b")]) for _ in range(2))
     )
-    assert sorted(twice) == [0, 2]  # credited once, to one of the two callers
+    assert sorted(map(len, twice)) == [0, 2]  # credited once, to one of the two callers
     assert await count(history, contacts) == 6
+    stored = await history.find_contact("s-1", "a")
+    assert stored is not None and stored.at == T0  # the first report stands
 
 
 async def test_responses_are_idempotent(history: SqlHistory):
@@ -374,7 +424,7 @@ async def test_history_survives_closing_and_reopening(history: SqlHistory, histo
     reopened = SqlHistory(history_url)
     await reopened.start()
     try:
-        assert await reopened.find_decision("req-1") == "d-1"
+        assert await reopened.decision_for_request("req-1") == decision("d-1", request_id="req-1")
         assert await reopened.summary("c-1", 0.0) == before
         assert len(before.events) == 2
     finally:
@@ -391,7 +441,7 @@ async def test_the_migration_builds_the_tables_the_code_uses(history: SqlHistory
     def diff(sync_conn: sa.Connection) -> list:
         return compare_metadata(MigrationContext.configure(sync_conn), metadata)
 
-    async with history.database.connect() as conn:
+    async with history.engine.connect() as conn:
         assert await conn.run_sync(diff) == []
 
 
@@ -406,6 +456,40 @@ async def test_the_migration_downgrades_and_upgrades_again(history: SqlHistory, 
     await again.record_decision(decision("d-1"))
     assert await count(again, contacts) == 1
     await again.close()
+
+
+async def test_the_outbound_migration_keeps_the_contacts_stored_before_it(history: SqlHistory, history_url: str):
+    await history.record_decision(decision("d-1", ("card_gold", "loan_car")))
+    await history.close()
+    await asyncio.to_thread(command.downgrade, alembic_config(history_url), "0001")
+    await asyncio.to_thread(upgrade, history_url)
+
+    again = SqlHistory(history_url)
+    await again.start()
+    try:
+        assert await again.find_contact("d-1", "loan_car") == decision("d-1", ("card_gold", "loan_car")).contacts[1]
+        assert await again.record_contacts([selection("d-2", "card_gold")]) == [selection("d-2", "card_gold")]
+        async with again.engine.connect() as conn:
+            indexes = await conn.run_sync(lambda sync: sa.inspect(sync).get_indexes("contacts"))
+        assert {"name": "ix_contacts_decision_offer", "columns": ["decision_id", "offer_id"]} in [
+            {"name": i["name"], "columns": i["column_names"]} for i in indexes
+        ]
+    finally:
+        await again.close()
+
+
+async def test_the_outbound_migration_refuses_to_downgrade_over_selections(history: SqlHistory, history_url: str):
+    await history.record_contacts([selection("d-1", "card_gold")])
+    await history.close()
+
+    with pytest.raises(RuntimeError, match="'selected'"):
+        await asyncio.to_thread(command.downgrade, alembic_config(history_url), "0001")
+    again = SqlHistory(history_url)  # nothing was changed: still at head, the selection kept
+    await again.start()
+    try:
+        assert await again.find_contact("d-1", "card_gold") == selection("d-1", "card_gold")
+    finally:
+        await again.close()
 
 
 KILLED_WRITER = """
@@ -454,5 +538,64 @@ async def test_sigkill_does_not_lose_an_acknowledged_decision(sqlite_url: str):
         async with h.engine.connect() as conn:
             stored = set((await conn.execute(sa.select(decisions.c.decision_id))).scalars())
         assert len(acknowledged) >= 300 and {a.decode().strip() for a in acknowledged} <= stored
+    finally:
+        await h.close()
+
+
+# --- a record that cannot be stored fails alone ----------------------------------------------------------
+
+
+def deep(levels: int) -> dict:
+    nested: dict = {}
+    for _ in range(levels):
+        nested = {"k": nested}
+    return nested
+
+
+async def test_an_unencodable_context_fails_only_its_own_write(history: SqlHistory):
+    good = [history.record_decision(decision(f"d-{i}", context={"page": "/cards"})) for i in range(20)]
+    too_big = history.record_decision(decision("d-big", context={"n": 2**70}))
+    too_deep = history.record_decision(decision("d-deep", context=deep(500)))
+
+    results = await asyncio.gather(*good[:10], too_big, *good[10:], too_deep, return_exceptions=True)
+
+    assert results[:10] + results[11:21] == [True] * 20
+    big, deep_ = results[10], results[21]
+    assert isinstance(big, HistoryRecordError) and "context" in str(big) and "2**70" not in str(big)
+    assert isinstance(deep_, HistoryRecordError) and "context" in str(deep_)
+    assert await count(history, decisions) == 20 and await count(history, contacts) == 20
+    assert await history.record_decision(decision("d-after")) is True  # the writer carries on
+
+
+async def test_a_value_refused_inside_the_transaction_fails_only_its_own_write(history: SqlHistory):
+    connection = getattr(history._pg_writer, "_conn", None)
+    bad = [
+        history.record_contacts([send("s-bad-rank", "card_gold", rank=2**70)]),  # too big for the driver
+        history.record_contacts([dataclasses.replace(send("s-bad", "x"), outcome=Outcome.CLICKED)]),  # CHECK
+    ]
+    good = [history.record_decision(decision(f"d-{i}")) for i in range(20)]
+
+    results = await asyncio.gather(*good, *bad, return_exceptions=True)
+
+    assert results[:20] == [True] * 20
+    assert all(isinstance(r, HistoryRecordError) for r in results[20:])
+    assert all("Failing row" not in str(r) and "s-bad" not in str(r) for r in results[20:])  # no values
+    assert await history.record_decision(decision("d-after")) is True
+    assert await count(history, decisions) == 21 and await count(history, contacts) == 21
+    if connection is not None:  # PostgreSQL: the writer's connection was not thrown away
+        assert history._pg_writer._conn is connection
+
+
+@pytest.mark.services
+async def test_a_nul_character_postgresql_refuses_fails_only_its_own_write(pg_url: str):
+    h = SqlHistory(pg_url)
+    await h.start()
+    try:
+        good = [h.record_decision(decision(f"d-{i}")) for i in range(20)]
+        nul = h.record_decision(decision("d-nul", context={"page": "/a\x00b"}))  # jsonb refuses \u0000
+        results = await asyncio.gather(*good, nul, return_exceptions=True)
+
+        assert results[:20] == [True] * 20 and isinstance(results[20], HistoryRecordError)
+        assert await h.record_decision(decision("d-after")) is True
     finally:
         await h.close()

@@ -23,7 +23,7 @@ from redis.exceptions import NoScriptError
 
 from decisioning.records import ContactRecord, DecisionRecord, ResponseRecord
 from decisioning.types import Direction, Outcome
-from history import HistoryWriteError, SqlHistory
+from history import HistoryRecordError, HistoryWriteError, SqlHistory
 from history.drain import MAX_STRIKES, Drainer, requeue_dead
 from history.stream import DATA, KIND, StreamFullError, StreamHistory, decode_entry, encode_record, marker_prefix
 from history.tables import contacts, decisions, responses
@@ -55,6 +55,7 @@ _contacts = st.builds(
     **{name: st.none() | _finite for name in ("propensity", "value", "priority", "selection_probability")},
     rank=st.none() | _int64,
     campaign=st.none() | _text,
+    decision_id=st.none() | _text,
 )
 _decisions = st.builds(
     DecisionRecord,
@@ -178,7 +179,8 @@ async def test_every_recorded_decision_is_in_sql_after_a_drain(history: StreamHi
     ]
     for record in records:
         await history.record_decision(record)
-    assert await history.record_contacts([send("s-1", "mortgage"), send("s-1", "mortgage")]) == 1
+    twice = [send("s-1", "mortgage"), send("s-1", "mortgage")]
+    assert await history.record_contacts(twice) == [send("s-1", "mortgage")]
     assert await history.record_response(response("r-1", "card_gold", "d-0", T0 + 5)) is True
     assert await count(history.sql, decisions) == 0  # acknowledged, not yet drained
 
@@ -187,7 +189,7 @@ async def test_every_recorded_decision_is_in_sql_after_a_drain(history: StreamHi
     assert await count(history.sql, decisions) == 20
     assert await count(history.sql, contacts) == 30 + 1
     for record in records:
-        assert await history.find_decision(record.request_id) == record.decision_id
+        assert await history.decision_for_request(record.request_id) == record
         for c in record.contacts:
             assert await history.find_contact(record.decision_id, c.offer_id) == c
     async with history.sql.engine.connect() as conn:
@@ -198,12 +200,15 @@ async def test_every_recorded_decision_is_in_sql_after_a_drain(history: StreamHi
     assert [(e.offer_id, e.group, e.decision_id) for e in clicked] == [("card_gold", "cards", "d-0")]
 
 
-async def test_a_request_id_is_found_before_its_decision_is_drained(history: StreamHistory):
-    await history.record_decision(decision("d-1", request_id="req-1"))
+async def test_a_request_id_is_found_before_its_decision_is_drained(history: StreamHistory, drainer: Drainer):
+    record = decision("d-1", ("card_gold", "loan_car"), request_id="req-1", context={"page": "/cards"})
+    await history.record_decision(record)
 
-    assert await history.sql.find_decision("req-1") is None  # SQL lags
-    assert await history.find_decision("req-1") == "d-1"  # the Redis marker does not
-    assert await history.find_decision("req-unknown") is None
+    assert await history.sql.decision_for_request("req-1") is None  # SQL lags
+    assert await history.decision_for_request("req-1") == record  # the pending index does not
+    assert await history.decision_for_request("req-unknown") is None
+    await drain_all(drainer)
+    assert await history.decision_for_request("req-1") == record  # from SQL now (the marker stays)
 
 
 async def test_500_concurrent_decisions_all_land(history: StreamHistory, drainer: Drainer):
@@ -229,7 +234,7 @@ async def test_a_batch_stored_but_not_acknowledged_is_not_stored_twice(
     await history.record_response(response("r-1", "card_gold", "d-1", T0 + 1))
     crashing = Drainer(redis_client, sql, stream=stream, consumer="crashes-before-ack", block_ms=10)
 
-    async def crash(ids: object) -> None:
+    async def crash(ids: object, settled: object) -> None:
         raise ConnectionError("killed between the SQL commit and XACK")
 
     monkeypatch.setattr(crashing, "_ack", crash)
@@ -300,18 +305,27 @@ async def test_a_duplicate_response_is_refused(history: StreamHistory, drainer: 
     assert await count(history.sql, responses) == 2
 
 
-async def test_contacts_count_the_rows_accepted(history: StreamHistory, drainer: Drainer):
-    assert await history.record_contacts([send("s-1", "a"), send("s-1", "b"), send("s-1", "a")]) == 2
-    assert await history.record_contacts([]) == 0
+async def test_contacts_report_the_ones_accepted(history: StreamHistory, drainer: Drainer):
+    later = send("s-1", "a", at=T0 + 9)  # the same contact again, within the call: the first one wins
+    assert await history.record_contacts([send("s-1", "a"), send("s-1", "b"), later]) == [
+        send("s-1", "a"),
+        send("s-1", "b"),
+    ]
+    assert await history.record_contacts([]) == []
+    assert await history.record_contacts([send("s-1", "b"), send("s-3", "a")]) == [send("s-3", "a")]  # s-1/b waits
+    same = send("s-4", "a")
+    assert await history.record_contacts([same, same]) == [same]
     await drain_all(drainer)
 
-    assert await history.record_contacts([send("s-1", "a"), send("s-2", "a")]) == 1  # s-1/a is stored
+    assert await history.record_contacts([send("s-1", "a"), send("s-2", "a")]) == [send("s-2", "a")]  # s-1/a is stored
     await drain_all(drainer)
-    assert await count(history.sql, contacts) == 3
+    assert await count(history.sql, contacts) == 5
+    found = await history.find_contact("s-1", "a")
+    assert found is not None and found.at == T0
 
 
 async def test_a_large_outbound_list_is_split_into_entries(history: StreamHistory, drainer: Drainer):
-    assert await history.record_contacts([send(f"s-{i}", "card_gold") for i in range(2_500)]) == 2_500
+    assert len(await history.record_contacts([send(f"s-{i}", "card_gold") for i in range(2_500)])) == 2_500
 
     assert await drainer.backlog() == 3  # 1,000 + 1,000 + 500
     await drain_all(drainer)
@@ -360,15 +374,36 @@ async def test_entries_that_can_never_be_stored_are_dead_lettered(
     assert len(await redis_client.xrange(f"{stream}:dead")) == 2
 
 
-async def test_an_entry_that_fails_alone_is_set_aside_after_a_few_tries(
+async def test_an_entry_the_writer_cannot_encode_is_set_aside_at_once(
     history: StreamHistory, drainer: Drainer, redis_client: Redis, stream: str
 ):
     for i in range(5):
         await history.record_decision(decision(f"d-{i}"))
     poison = orjson.loads(encode_record(decision("d-poison")))
-    poison["at"] = "not a time"  # fails inside the writer, not as a constraint: looks like an outage
+    poison["at"] = "not a time"  # fails inside the writer's transaction, as it encodes the row
     await redis_client.xadd(stream, {KIND: b"decision", DATA: orjson.dumps(poison)})
     await history.record_decision(decision("d-after"))
+
+    assert await drainer.drain_once() == 6  # the batch was retried job by job: only the poison failed
+    assert await count(history.sql, decisions) == 6
+    assert drainer.dead_lettered == 1 and b"refused" in (await redis_client.xrange(f"{stream}:dead"))[0][1][b"error"]
+
+
+async def test_an_entry_that_fails_alone_is_set_aside_after_a_few_tries(
+    history: StreamHistory, drainer: Drainer, redis_client: Redis, stream: str, monkeypatch: pytest.MonkeyPatch
+):
+    for i in range(5):
+        await history.record_decision(decision(f"d-{i}"))
+    await history.record_decision(decision("d-poison"))
+    await history.record_decision(decision("d-after"))
+    real = drainer.sql.record_decision
+
+    async def flaky_for_the_poison(record: DecisionRecord) -> bool:  # fails, but not for its data
+        if record.decision_id == "d-poison":
+            raise HistoryWriteError("decision not recorded: something odd")
+        return await real(record)
+
+    monkeypatch.setattr(drainer.sql, "record_decision", flaky_for_the_poison)
 
     failures = 0
     while await drainer.backlog():
@@ -461,3 +496,142 @@ async def test_writes_survive_a_flushed_script_cache(
 
     assert calls[:2] == [1, 1]  # the refused write ran again once the script was loaded
     assert await drainer.backlog() == 2
+
+
+# --- reads see what is appended and not drained yet --------------------------------------------------------
+
+
+async def index_keys(client: Redis, stream: str) -> list[bytes]:
+    """The pending index's keys of this stream (markers aside)."""
+    prefix = marker_prefix(stream)
+    return sorted([key async for key in client.scan_iter(match=f"{prefix}:[dp]:*", count=1000)])
+
+
+async def test_an_undrained_decision_is_found(history: StreamHistory, drainer: Drainer):
+    record = decision("d-1", ("card_gold", "loan_car"), request_id="req-1", at=T0)
+    await history.record_decision(record)
+    await history.record_contacts([send("s-1", "card_gold", at=T0 + 60)])
+
+    assert await history.sql.find_contact("d-1", "card_gold") is None  # SQL lags
+    assert await history.find_contact("d-1", "loan_car") == record.contacts[1]
+    assert await history.find_contact("d-1", "mortgage") is None
+    assert await history.find_contact("s-1", "card_gold") == send("s-1", "card_gold", at=T0 + 60)
+    assert await history.decision_for_request("req-1") == record
+    assert await history.latest_contact("c-1", "card_gold") == send("s-1", "card_gold", at=T0 + 60)
+    assert await history.latest_contact("c-1", "card_gold", at_or_before=T0 + 59) == record.contacts[0]
+    assert await history.latest_contact("c-1", "card_gold", at_or_before=T0 - 1) is None
+
+    await drain_all(drainer)
+    assert await index_keys(history.client, history.stream) == []  # the drain took them out
+    assert await history.find_contact("d-1", "loan_car") == record.contacts[1]  # from SQL
+    assert await history.latest_contact("c-1", "card_gold", at_or_before=T0 + 59) == record.contacts[0]
+
+
+async def test_a_response_to_an_undrained_decision_takes_its_group(history: StreamHistory, drainer: Drainer):
+    await history.record_decision(decision("d-1", ("card_gold",)))
+    assert await history.record_response(response("r-1", "card_gold", "d-1", T0 + 5)) is True  # no group given
+
+    await drain_all(drainer)
+    clicked = [e for e in (await history.summary("c-1", T0)).events if e.outcome == Outcome.CLICKED]
+    assert [(e.group, e.decision_id) for e in clicked] == [("cards", "d-1")]
+
+
+async def test_summary_and_entries_count_undrained_entries_once(
+    history: StreamHistory, sql: SqlHistory, stream: str, redis_client: Redis, monkeypatch: pytest.MonkeyPatch
+):
+    await history.record_decision(decision("d-0", ("card_gold",), at=T0))
+    await Drainer(redis_client, sql, stream=stream, consumer="first", block_ms=10).drain_once()  # d-0 in SQL
+    for i in range(1, 4):
+        await history.record_decision(decision(f"d-{i}", ("card_gold", "loan_car"), at=T0 + i))
+    await history.record_response(response("r-1", "card_gold", "d-1", T0 + 10, group="cards"))
+    await history.record_contacts([send("s-1", "mortgage", at=T0 + 20, group="loans")])
+    expected = [
+        ("card_gold", "presented"),
+        *[(offer, "presented") for _ in range(3) for offer in ("card_gold", "loan_car")],
+        ("card_gold", "clicked"),
+        ("mortgage", "sent"),
+    ]
+
+    def seen(summary: object) -> list[tuple[str, str]]:
+        return sorted((e.offer_id, str(e.outcome)) for e in summary.events)  # type: ignore[attr-defined]
+
+    assert seen(await history.summary("c-1", T0)) == sorted(expected)  # 1 stored, the rest pending
+    assert len((await history.summary("c-1", T0 + 1.5)).events) == 6  # `since` holds for pending entries too
+    entries = await history.entries("c-1")
+    newest = [(e.kind, e.id, e.offer_id) for e in entries][:2]
+    assert newest == [("contact", "s-1", "mortgage"), ("response", "r-1", "card_gold")]
+    assert len(entries) == 9 and entries[1].details == {}  # not stored yet: no recorded_at
+
+    crashing = Drainer(redis_client, sql, stream=stream, consumer="crashes-before-ack", block_ms=10)
+
+    async def crash(ids: object, settled: object) -> None:
+        raise ConnectionError("killed between the SQL commit and XACK")
+
+    monkeypatch.setattr(crashing, "_ack", crash)
+    with pytest.raises(ConnectionError):
+        await crashing.drain_once()
+    assert await count(sql, decisions) == 4  # in SQL and still in the pending index
+    assert seen(await history.summary("c-1", T0)) == sorted(expected)  # each counted once
+    assert len(await history.entries("c-1")) == 9
+
+    survivor = Drainer(redis_client, sql, stream=stream, consumer="survivor", block_ms=10, claim_idle_ms=0)
+    await drain_all(survivor)
+    assert await index_keys(redis_client, stream) == []
+    assert seen(await history.summary("c-1", T0)) == sorted(expected)
+    assert [e.id for e in await history.entries("c-1")] == [e.id for e in entries]
+    assert (await history.entries("c-1"))[1].details != {}  # stored: it has its recorded_at now
+
+
+async def test_a_pending_decision_id_is_not_appended_twice(history: StreamHistory, drainer: Drainer):
+    assert await history.record_decision(decision("d-1")) is True
+    assert await history.record_decision(decision("d-1", ("loan_car",))) is False  # still in the stream
+
+    assert await drain_all(drainer) == 1
+    assert await count(history.sql, contacts) == 1
+
+
+async def test_the_index_expires_with_the_markers(history: StreamHistory, redis_client: Redis):
+    await history.record_decision(decision("d-1", request_id="req-1"))
+    await history.record_contacts([send("s-1", "a", customer="c-2")])
+    await history.record_response(response("r-1", "card_gold", "d-1", T0 + 1, group="cards"))
+
+    keys = await index_keys(redis_client, history.stream)
+    assert len(keys) == 4  # d:d-1, d:s-1, p:c-1, p:c-2
+    for key in keys:
+        assert 0 < await redis_client.ttl(key) <= history.marker_ttl
+
+
+async def test_dead_lettered_entries_leave_the_index(
+    history: StreamHistory, drainer: Drainer, redis_client: Redis, stream: str
+):
+    refused = dataclasses.replace(send("s-bad", "card_gold"), outcome=Outcome.CLICKED)  # the CHECK refuses it
+    await history.record_contacts([refused])
+    assert await history.find_contact("s-bad", "card_gold") == refused  # pending, for now
+
+    await drain_all(drainer)
+    assert drainer.dead_lettered == 1 and await index_keys(redis_client, stream) == []
+    assert await history.find_contact("s-bad", "card_gold") is None
+
+
+async def test_a_write_and_its_index_are_one_round_trip(history: StreamHistory):
+    before = history.round_trips
+    await history.record_decision(decision("d-1", ("card_gold", "loan_car", "mortgage"), request_id="req-1"))
+    await history.record_contacts([send(f"s-{i}", "card_gold", customer=f"c-{i}") for i in range(50)])
+    assert history.round_trips - before == 2
+
+
+async def test_an_unencodable_record_fails_only_its_own_append(history: StreamHistory, drainer: Drainer):
+    deep: dict = {}
+    for _ in range(500):
+        deep = {"k": deep}
+    good = [history.record_decision(decision(f"d-{i}", context={"page": "/cards"})) for i in range(20)]
+    bad = [
+        history.record_decision(decision("d-big", context={"n": 2**70})),
+        history.record_decision(decision("d-deep", context=deep)),
+    ]
+
+    results = await asyncio.gather(*good, *bad, return_exceptions=True)
+
+    assert results[:20] == [True] * 20
+    assert all(isinstance(r, HistoryRecordError) and "its context" in str(r) for r in results[20:])
+    assert await drain_all(drainer) == 20
