@@ -21,6 +21,8 @@ from typing import Any
 
 from sqlalchemy import exc
 
+from decisioning.ports import UnstorableRecord
+
 log = logging.getLogger(__name__)
 
 
@@ -57,7 +59,7 @@ class HistoryWriteError(RuntimeError):
     """
 
 
-class HistoryRecordError(HistoryWriteError):
+class HistoryRecordError(HistoryWriteError, UnstorableRecord):
     """This record cannot be stored as it is: a value the history cannot encode, or one the database
     refuses. Retrying it unchanged fails again. Only its own caller gets it, never the callers that share
     its batch; the message names what could not be stored, never a value.
