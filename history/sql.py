@@ -94,6 +94,13 @@ class SqlHistory:
         if engine is not None:
             await engine.dispose()
 
+    async def durability(self) -> str:
+        """How a commit is made durable: SQLite's writer `synchronous` level ("full" fsyncs every group
+        commit, "normal" survives a crash of the service only), or "server" for PostgreSQL."""
+        if self._sqlite_writer is None:
+            return "server"
+        return await self._sqlite_writer.synchronous()
+
     @property
     def commits(self) -> int:
         """Write transactions committed since `start` (fewer than writes: they are grouped)."""

@@ -52,6 +52,13 @@ class SqliteWriter:
         """Write the jobs in one committed transaction; one result per job (see `history.batch`)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._transact, jobs)
 
+    async def synchronous(self) -> str:
+        """The writer connection's `PRAGMA synchronous`, as SQLite reports it: "full" or "normal"."""
+        level = await asyncio.get_running_loop().run_in_executor(
+            self._executor, lambda: self._connection().execute("PRAGMA synchronous").fetchone()[0]
+        )
+        return {1: "normal", 2: "full", 3: "extra"}.get(level, str(level))
+
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=True)
