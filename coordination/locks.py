@@ -85,15 +85,16 @@ class RedisCustomerLock:
         async with self._local.hold(customer_id):
             key, token = self.key(customer_id), secrets.token_hex(8)
             await self._acquire(key, token)
-            renewal = asyncio.create_task(self._keep(key, token), name=RENEWAL_TASK)
+            released = asyncio.Event()
+            renewal = asyncio.create_task(self._keep(key, token, released), name=RENEWAL_TASK)
             try:
                 yield
             finally:
+                # Not awaited: a renewal still in flight after the release is a no-op (compare and expire),
+                # and waiting for it could take as long as the client's pool timeout.
+                released.set()
                 renewal.cancel()
-                try:
-                    await asyncio.wait([renewal])  # no renewal after the release (asyncio.wait does not raise it)
-                finally:
-                    await self._release(keys=[key], args=[token])
+                await self._release(keys=[key], args=[token])
 
     async def _acquire(self, key: str, token: str) -> None:
         delay, waited = 0.0005, 0.0
@@ -104,10 +105,14 @@ class RedisCustomerLock:
             waited += delay
             delay = min(delay * 2, 0.02)
 
-    async def _keep(self, key: str, token: str) -> None:
-        """Renew the lease every ttl/3 until cancelled (on release), or until the lock is found lost."""
+    async def _keep(self, key: str, token: str, released: asyncio.Event) -> None:
+        """Renew the lease every ttl/3 until released, or until the lock is found lost."""
         while True:
             await asyncio.sleep(self.ttl_ms / 3000)
+            # The release also cancels this task, but a cancellation that lands inside a Redis call can come
+            # back as a connection error (caught below): the flag is what reliably ends the loop.
+            if released.is_set():
+                return
             try:
                 renewed = await self._renew(keys=[key], args=[token, self.ttl_ms])
             except (RedisError, OSError) as error:
