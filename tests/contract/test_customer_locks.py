@@ -7,6 +7,7 @@ import logging
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from coordination.locks import RENEWAL_TASK, LocalCustomerLock, RedisCustomerLock
 from decisioning.ports import LockTimeout
@@ -99,3 +100,26 @@ async def test_a_lease_lost_while_held_is_logged_and_renewal_stops(
             assert renewals() == []  # it gave up: never renews another holder's lease
     assert any("lost" in r.getMessage() for r in caplog.records)
     assert await redis_client.get(locks.key("c-1")) == b"a-newer-holder"  # and the release left it alone
+
+
+@pytest.mark.services
+async def test_a_renewal_whose_cancel_comes_back_as_an_error_still_stops(redis_client: Redis, redis_prefix: str):
+    # redis-py may turn a cancellation inside a command into a ConnectionError: the renewal must stop anyway,
+    # and the release must not wait for it.
+    locks = RedisCustomerLock(redis_client, prefix=redis_prefix, ttl_ms=90)
+    in_flight = asyncio.Event()
+
+    async def slow_renew(**_: object) -> int:
+        in_flight.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            raise RedisConnectionError("cancelled mid-command") from None
+        return 1
+
+    locks._renew = slow_renew
+    async with asyncio.timeout(2):
+        async with locks.hold("c-1"):
+            await in_flight.wait()
+    await asyncio.sleep(0.1)  # longer than one renewal interval (ttl/3)
+    assert renewals() == []
