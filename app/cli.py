@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -34,21 +36,49 @@ def serve(
 
     from app.logs import configure_logging
 
-    settings = Settings()
+    settings = _serve_settings(host=host, port=port, workers=workers)
+    _refuse_an_invalid_catalogue(settings.catalogue_dir)
     configure_logging(settings.log_level, settings.access_log)
     # LightGBM/OpenMP threads busy-wait between calls; a server process scores on one thread.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     uvicorn.run(
         "app.asgi:app",
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers or settings.workers,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
         access_log=settings.access_log,
         log_config=None,
         loop="uvloop",
         http="httptools",
     )
+
+
+def _serve_settings(**options: object) -> Settings:
+    """The settings with the command line's options over the environment's; each reason they are invalid
+    is printed on one line (not as a traceback) and the command exits with 2."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**{name: value for name, value in options.items() if value is not None})
+    except ValidationError as error:
+        for problem in error.errors(include_url=False):
+            where = ".".join(str(part) for part in problem["loc"])
+            message = problem["msg"].removeprefix("Value error, ")
+            typer.echo(f"invalid settings: {f'NBO_{where.upper()}: ' if where else ''}{message}", err=True)
+        raise typer.Exit(code=2) from None
+
+
+def _refuse_an_invalid_catalogue(directory: Path) -> None:
+    """Check the catalogue before any worker starts, exactly as `nbo catalogue validate` does (each worker
+    would otherwise die on it with a traceback inside a JSON log line). Its report goes to stderr: stdout
+    carries only the service's JSON logs."""
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            catalogue_validate(directory)
+        except typer.Exit:
+            typer.echo(f"not serving: the catalogue in {directory} is invalid", err=True)
+            raise
 
 
 @cli.command()

@@ -42,3 +42,6 @@ def configure_logging(level: str = "INFO", access_log: bool = False) -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = not access_log
+    # Alembic narrates every start at INFO (plugin set-up, "Context impl SQLiteImpl", ...): noise for an
+    # operator, useful only when debugging a migration.
+    logging.getLogger("alembic").setLevel(logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -101,8 +102,19 @@ def _count(request: Request, kind: str) -> None:
     request.app.state.metrics.errors.labels(kind).inc()
 
 
+# An oversized body is read and thrown away up to these bounds before the 413 goes out: a server that answers
+# and closes while the client is still sending makes the client's kernel see a reset, and the client never
+# reads the answer. Past them (a client that keeps sending) the 413 is sent with `Connection: close`.
+DRAIN_MAX_BYTES = 8 * 1024 * 1024
+DRAIN_MAX_SECONDS = 10.0
+
+
 class BodyLimitMiddleware:
-    """Refuse bodies over `limit` bytes with a 422 that names the body, before reading them whole."""
+    """Refuse bodies over `limit` bytes with a 413 that names the body, never holding more than `limit` of it.
+
+    A declared Content-Length over the limit is refused before the app sees the request; a chunked body when
+    its running total passes the limit. Either way the rest of the body is drained (see DRAIN_MAX_BYTES).
+    """
 
     def __init__(self, app: Any, limit: int) -> None:
         self.app = app
@@ -112,43 +124,75 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(send, int(declared))
+            await self._refuse_declared(headers, receive, send, int(declared))
             return
-        seen = 0
-
-        async def limited_receive() -> dict[str, Any]:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise _TooLarge(seen)
-            return message
-
+        guard = _StreamGuard(receive, send, self.limit)
         try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge as too_large:
-            await self._refuse(send, too_large.size)
+            await self.app(scope, guard.receive, guard.send)
+        except Exception:
+            # Cut off mid-body, the app may fail in its own way; the client gets the 413 below instead.
+            if guard.refused is None:
+                raise
+        if guard.refused is not None:
+            size, drained = guard.refused
+            await self._refuse(send, f"body of {'' if drained else 'more than '}{size} bytes", drained)
 
-    async def _refuse(self, send: Any, size: int) -> None:
-        body = JSONResponse(
-            {
-                "error": "validation",
-                "detail": [
-                    {
-                        "loc": ["body"],
-                        "type": "too_large",
-                        "msg": f"body of {size} bytes exceeds the limit of {self.limit}",
-                    }
-                ],
-            },
-            status_code=422,
-        )
-        await send({"type": "http.response.start", "status": 422, "headers": body.raw_headers})
+    async def _refuse_declared(self, headers: dict[bytes, bytes], receive: Any, send: Any, size: int) -> None:
+        # A client that asked `Expect: 100-continue` has not sent the body and will not: nothing to drain.
+        waiting = headers.get(b"expect", b"").lower() == b"100-continue"
+        drained = not waiting and size <= DRAIN_MAX_BYTES and await _drain(receive, DRAIN_MAX_BYTES)
+        await self._refuse(send, f"body of {size} bytes", drained)
+
+    async def _refuse(self, send: Any, what: str, drained: bool) -> None:
+        detail = {"loc": ["body"], "type": "too_large", "msg": f"{what} exceeds the limit of {self.limit}"}
+        body = JSONResponse({"error": "too_large", "detail": [detail]}, status_code=413)
+        # Undrained bytes would be read as the next request: the connection cannot be reused.
+        headers = body.raw_headers + ([] if drained else [(b"connection", b"close")])
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body.body})
 
 
-class _TooLarge(Exception):
-    def __init__(self, size: int) -> None:
-        self.size = size
+class _StreamGuard:
+    """Counts a body of unknown length as the app reads it. Past the limit it drains the rest and tells the
+    app the client went away (FastAPI would turn an exception raised here into its own 400); whatever the
+    app answers then is dropped, so that the middleware's 413 is the only answer."""
+
+    def __init__(self, receive: Any, send: Any, limit: int) -> None:
+        self._receive, self._send, self._limit = receive, send, limit
+        self.seen = 0
+        self.refused: tuple[int, bool] | None = None  # (bytes seen, whether the body was drained to its end)
+
+    async def receive(self) -> dict[str, Any]:
+        if self.refused is not None:
+            return {"type": "http.disconnect"}
+        message = await self._receive()
+        self.seen += len(message.get("body", b""))
+        if self.seen <= self._limit:
+            return message
+        more = message.get("more_body", False)
+        self.refused = (self.seen, not more or await _drain(self._receive, DRAIN_MAX_BYTES - self.seen))
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.refused is None:
+            await self._send(message)
+
+
+async def _drain(receive: Any, budget: int) -> bool:
+    """Read and discard the rest of a request body; whether it ended within `budget` bytes and
+    DRAIN_MAX_SECONDS (False also when the client went away)."""
+    try:
+        async with asyncio.timeout(DRAIN_MAX_SECONDS):
+            while budget >= 0:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return False
+                budget -= len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return budget >= 0
+    except TimeoutError:
+        return False
+    return False

@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     environment: Literal["development", "production", "test"] = "development"
     host: str = "127.0.0.1"
     port: int = 8000
-    workers: int = 1
+    workers: int = Field(1, ge=1)
 
     catalogue_dir: Path = DEMO_CATALOGUE
     database_url: str = f"sqlite+aiosqlite:///{VAR / 'nbo.db'}"
@@ -56,6 +56,17 @@ class Settings(BaseSettings):
     def _production_needs_real_stores(self) -> Settings:
         if self.environment == "production" and (self.redis_url is None or self.database_url.startswith("sqlite")):
             raise ValueError("production needs NBO_REDIS_URL and a PostgreSQL NBO_DATABASE_URL")
+        return self
+
+    @model_validator(mode="after")
+    def _embedded_runs_one_worker(self) -> Settings:
+        # Embedded summaries, event features, budgets and customer locks live in the process: a second worker
+        # would keep its own, and contact caps and budgets would be broken without any error.
+        if self.embedded and self.workers > 1:
+            raise ValueError(
+                f"{self.workers} workers (NBO_WORKERS) need NBO_REDIS_URL: the embedded mode keeps summaries, "
+                "budgets and customer locks in its one process (run one worker, or set NBO_REDIS_URL to share them)"
+            )
         return self
 
     @property

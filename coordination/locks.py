@@ -4,25 +4,37 @@ is made). The lock covers load -> decide -> record -> summary update.
 
 `LocalCustomerLock` serialises within one process (the embedded mode has one). `RedisCustomerLock` also
 serialises across replicas: a `SET NX PX` key per customer, released only by its holder (compare and
-delete); it expires by itself if a replica dies holding it. A process first takes its local lock, so that
-its own concurrent requests queue in memory instead of polling Redis.
+delete); it expires by itself if a replica dies holding it. While held, its lease is renewed every third of
+its ttl, so that a slow commit keeps the lock however long it takes. A process first takes its local lock,
+so that its own concurrent requests queue in memory instead of polling Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from weakref import WeakValueDictionary
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from decisioning.ports import LockTimeout
+
+log = logging.getLogger("nbo.locks")
+RENEWAL_TASK = "nbo-lock-renewal"
 
 # KEYS[1] lock key; ARGV[1] the holder's token. Deletes the key only if this holder still has it.
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# KEYS[1] lock key; ARGV[1] the holder's token; ARGV[2] the lease in ms. Extends the lease only if this
+# holder still has the lock: a lease that already expired (and maybe went to another holder) stays lost.
+RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
 
@@ -63,6 +75,7 @@ class RedisCustomerLock:
         self.wait_ms = wait_ms
         self._local = LocalCustomerLock()
         self._release = client.register_script(RELEASE)
+        self._renew = client.register_script(RENEW)
 
     def key(self, customer_id: str) -> str:
         return f"{self.prefix}{{{customer_id}}}"
@@ -72,9 +85,15 @@ class RedisCustomerLock:
         async with self._local.hold(customer_id):
             key, token = self.key(customer_id), secrets.token_hex(8)
             await self._acquire(key, token)
+            released = asyncio.Event()
+            renewal = asyncio.create_task(self._keep(key, token, released), name=RENEWAL_TASK)
             try:
                 yield
             finally:
+                # Not awaited: a renewal still in flight after the release is a no-op (compare and expire),
+                # and waiting for it could take as long as the client's pool timeout.
+                released.set()
+                renewal.cancel()
                 await self._release(keys=[key], args=[token])
 
     async def _acquire(self, key: str, token: str) -> None:
@@ -85,3 +104,22 @@ class RedisCustomerLock:
             await asyncio.sleep(delay)
             waited += delay
             delay = min(delay * 2, 0.02)
+
+    async def _keep(self, key: str, token: str, released: asyncio.Event) -> None:
+        """Renew the lease every ttl/3 until released, or until the lock is found lost."""
+        while True:
+            await asyncio.sleep(self.ttl_ms / 3000)
+            # The release also cancels this task, but a cancellation that lands inside a Redis call can come
+            # back as a connection error (caught below): the flag is what reliably ends the loop.
+            if released.is_set():
+                return
+            try:
+                renewed = await self._renew(keys=[key], args=[token, self.ttl_ms])
+            except (RedisError, OSError) as error:
+                # The lease may still hold: try again at the next tick, while it has a chance to.
+                log.warning("customer lock renewal failed; retrying", extra={"error": type(error).__name__})
+                continue
+            if not renewed:
+                # Not the customer id (logs carry none): the holder goes on, no longer excluding others.
+                log.warning("customer lock lost while held: its lease expired before it was renewed")
+                return

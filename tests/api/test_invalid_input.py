@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
+
 import pytest
 
 GOOD = {"customer_id": "c-adult", "channel": "web"}
@@ -45,10 +48,22 @@ async def test_missing_field_and_broken_json(client):
     assert broken.status_code == 422
 
 
-async def test_oversized_body_is_refused_before_it_is_read(client):
-    huge = {**GOOD, "context": {"page": "x" * 100_000}}
-    response = await client.post("/v1/decisions", json=huge)
-    assert fields(response) == ["body"] and "exceeds the limit" in response.json()["detail"][0]["msg"]
+@pytest.mark.parametrize("framing", ["declared", "chunked"])
+async def test_oversized_body_gets_a_413_naming_the_body(client, framing: str):
+    huge = json.dumps({**GOOD, "context": {"page": "x" * 100_000}}).encode()
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: the limit is found while reading
+        for start in range(0, len(huge), 16_384):
+            yield huge[start : start + 16_384]
+
+    content = huge if framing == "declared" else chunks()
+    response = await client.post("/v1/decisions", content=content, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413, response.text
+    assert response.json() == {
+        "error": "too_large",
+        "detail": [{"loc": ["body"], "type": "too_large", "msg": response.json()["detail"][0]["msg"]}],
+    }
+    assert "exceeds the limit of 65536" in response.json()["detail"][0]["msg"]
 
 
 async def test_bad_responses_events_and_contacts(client):

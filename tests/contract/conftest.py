@@ -20,14 +20,14 @@ from typing import Any
 
 import asyncpg
 import pytest
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import RedisError
+from redis.asyncio import Redis
 
 from coordination.budgets import InMemoryBudgetCounter, RedisBudgetCounter
 from decisioning.ports import BudgetCounter, CustomerCache
 from features.memory import InMemoryCustomerCache
 from features.redis_cache import RedisCustomerCache
 from history.migrate import upgrade
+from tests.conftest import REDIS_URL as REDIS_URL  # re-exported: the stream suite names it
 
 PG_SERVER = os.environ.get("NBO_TEST_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
 PG_HISTORY_TABLES = ("decisions", "contacts", "responses")
@@ -87,24 +87,10 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 # --- Redis: customer cache and budgets (fixtures start with `redis_` or `cache_`) ----------------------
-# Redis is expected at 127.0.0.1:6379 (NBO_TEST_REDIS_URL overrides). Every test writes under its own key
-# prefix inside this session's prefix, and deletes its keys afterwards; an unreachable Redis fails the test.
-REDIS_URL = os.environ.get("NBO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# `redis_client` (tests/conftest.py) is on NBO_TEST_REDIS_URL. Every test writes under its own key prefix
+# inside this session's prefix, and deletes its keys afterwards; an unreachable Redis fails the test.
 REDIS_SESSION_PREFIX = f"nbotest-{uuid.uuid4().hex[:12]}"
 CACHE_FEATURE_NAMES = ("age", "income_monthly", "segment", "has_mortgage", "credit_score")
-
-
-@pytest.fixture
-async def redis_client() -> AsyncIterator[Redis]:
-    """A client on the test Redis; a bounded, blocking pool so that 2,000 concurrent calls queue."""
-    client = Redis(connection_pool=BlockingConnectionPool.from_url(REDIS_URL, max_connections=32, timeout=30))
-    try:
-        await client.ping()
-    except (OSError, RedisError) as error:
-        await client.aclose()
-        pytest.fail(f"Redis at {REDIS_URL} is unreachable: {error!r}")
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture
@@ -122,7 +108,7 @@ def redis_cache(redis_client: Redis, redis_prefix: str) -> RedisCustomerCache:
     return RedisCustomerCache(redis_client, feature_names=CACHE_FEATURE_NAMES, prefix=redis_prefix)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.services)])
 def cache_store(request: pytest.FixtureRequest) -> CustomerCache:
     """The customer cache under contract: in process, then on the real Redis."""
     if request.param == "memory":
@@ -130,7 +116,7 @@ def cache_store(request: pytest.FixtureRequest) -> CustomerCache:
     return request.getfixturevalue("redis_cache")
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.services)])
 def cache_budgets(request: pytest.FixtureRequest) -> BudgetCounter:
     """The budget counter under contract: in process, then on the real Redis."""
     if request.param == "memory":

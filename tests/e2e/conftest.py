@@ -32,16 +32,15 @@ from typing import Any
 import asyncpg
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from coordination.budgets import RedisBudgetCounter
 from features.redis_cache import RedisCustomerCache
 from policies.loader import load_catalogue
+from tests.conftest import REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = ROOT / "tests" / "fixtures" / "stack_catalogue"
 PG_SERVER = os.environ.get("NBO_TEST_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
-REDIS_URL = os.environ.get("NBO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SESSION = f"nbo-e2e-{uuid.uuid4().hex[:8]}"
 HISTORY_TABLES = ("decisions", "contacts", "responses")
 
@@ -152,18 +151,6 @@ class Stack:
 
     def budgets(self) -> RedisBudgetCounter:
         return RedisBudgetCounter(self.redis, prefix=self.redis_prefix)
-
-
-@pytest.fixture
-async def redis_client() -> AsyncIterator[Redis]:
-    client = Redis.from_url(REDIS_URL, decode_responses=False)
-    try:
-        await client.ping()
-    except (OSError, RedisError) as error:
-        await client.aclose()
-        pytest.fail(f"Redis at {REDIS_URL} is unreachable: {error!r}")
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

@@ -210,7 +210,12 @@ async def test_concurrent_retries_of_one_request_acknowledge_only_what_is_record
     acknowledged = {payload["decision_id"] for status, payload in answers if status == 200}
     stored = {r["decision_id"] for r in await stack.fetch("SELECT decision_id FROM decisions")}
     assert len(stored) == 1
-    assert acknowledged <= stored, f"{len(acknowledged - stored)} acknowledged decisions are not in the history"
+    (decided,) = stored
+    # The attempt that got the lock was decided and acknowledged; the others were refused (422 naming it, or
+    # 503 busy). Four refusals would make "acknowledged <= stored" hold while nothing was acknowledged.
+    assert acknowledged == {decided}, f"acknowledged {acknowledged}, stored {decided}; answers {answers}"
+    for status, payload in answers:
+        assert status in (200, 503) or (status == 422 and decided in str(payload)), (status, payload)
 
 
 async def presentations_missing_from_summaries(stack: Stack, ledger: Ledger) -> int:
@@ -221,5 +226,5 @@ async def presentations_missing_from_summaries(stack: Stack, ledger: Ledger) -> 
         rows = await stack.fetch("SELECT contact_id, offer_id FROM contacts WHERE customer_id = $1", customer_id)
         summary = (await cache.load(customer_id)).summary
         known = {(e.decision_id, e.offer_id) for e in summary.events} if summary else set()
-        missing += sum((r["contact_id"], r["offer_id"]) not in known for r in rows) if summary else 0
+        missing += sum((r["contact_id"], r["offer_id"]) not in known for r in rows)  # no summary: all missing
     return missing
