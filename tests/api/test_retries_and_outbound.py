@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
 WEB = {"customer_id": "c-adult", "channel": "web", "placement": "home_hero"}
 
@@ -20,7 +21,23 @@ async def history_of(client: httpx.AsyncClient, customer_id: str = "c-adult") ->
     return (await client.get(f"/v1/customers/{customer_id}/history")).json()["entries"]
 
 
-async def test_a_retried_request_id_returns_the_same_decision_recorded_once(client):
+HISTORIES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.services)]
+
+
+@pytest.fixture(params=HISTORIES)
+def history_url(request: pytest.FixtureRequest, settings) -> str:
+    """The embedded SQLite history, then the real PostgreSQL (a sync fixture: it runs admin SQL)."""
+    return settings.database_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+async def any_client(history_url: str, start) -> httpx.AsyncClient:
+    _, client = await start(database_url=history_url)
+    return client
+
+
+async def test_a_retried_request_id_returns_the_same_decision_recorded_once(any_client):
+    client = any_client
     body = {**WEB, "max_offers": 2, "request_id": "page-view-1"}
     first = await client.post("/v1/decisions", json=body)
     again = await client.post("/v1/decisions", json=body)
@@ -35,7 +52,8 @@ async def test_a_retried_request_id_returns_the_same_decision_recorded_once(clie
     assert {e["decision_id"] for e in presented} == {one["decision_id"]}
 
 
-async def test_concurrent_retries_of_one_request_all_get_the_one_decision(client):
+async def test_concurrent_retries_of_one_request_all_get_the_one_decision(any_client):
+    client = any_client
     body = {**WEB, "request_id": "page-view-2"}
     answers = await asyncio.gather(*(client.post("/v1/decisions", json=body) for _ in range(5)))
     assert [a.status_code for a in answers] == [200] * 5
@@ -43,7 +61,8 @@ async def test_concurrent_retries_of_one_request_all_get_the_one_decision(client
     assert sum(a.json()["replayed"] is False for a in answers) == 1
 
 
-async def test_bad_context_values_get_422_and_fail_no_other_decision(client):
+async def test_bad_context_values_get_422_and_fail_no_other_decision(any_client):
+    client = any_client
     good = [client.post("/v1/decisions", json={**WEB, "customer_id": f"c-{i}"}) for i in range(20)]
     huge = client.post("/v1/decisions", json={**WEB, "context": {"basket": 2**70}})
     nested = client.post("/v1/decisions", json={**WEB, "context": deep(500)})

@@ -3,22 +3,15 @@
 Naming, so that engineers can add fixtures side by side: PostgreSQL fixtures start with `pg_`, SQLite ones
 with `sqlite_`, Redis ones with `redis_`.
 
-PostgreSQL is expected at 127.0.0.1:5432 (user postgres, trust auth; NBO_TEST_PG_SERVER overrides the
-server URL). A fresh database `nbo_test_<pid>` is created from the `test` database once per session,
-migrated with `alembic upgrade head` (so the migrations are tested) and dropped at the end. When the server
-is unreachable the tests that need it fail: they are never skipped.
+The PostgreSQL fixtures (`pg_database`, `pg_url`) are in tests/conftest.py, shared with the API suite.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import asyncpg
 import pytest
 from redis.asyncio import Redis
 
@@ -27,55 +20,11 @@ from decisioning.ports import BudgetCounter, CustomerCache
 from features.memory import InMemoryCustomerCache
 from features.redis_cache import RedisCustomerCache
 from history.migrate import upgrade
-from tests.conftest import REDIS_URL as REDIS_URL  # re-exported: the stream suite names it
-
-PG_SERVER = os.environ.get("NBO_TEST_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
-PG_HISTORY_TABLES = ("decisions", "contacts", "responses")
-
-
-def pg_run(coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run admin SQL from a sync fixture, on a private loop that leaves pytest-asyncio's alone."""
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        loop.close()
-
-
-async def pg_admin(sql: str, database: str = "test") -> None:
-    try:
-        conn = await asyncpg.connect(f"{PG_SERVER}/{database}", timeout=10)
-    except (OSError, asyncpg.PostgresError) as error:
-        pytest.fail(f"PostgreSQL at {PG_SERVER}/{database} is unreachable: {error!r}")
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def pg_async_url(database: str) -> str:
-    return f"{PG_SERVER.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{database}"
-
-
-@pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for this test session; yields its SQLAlchemy URL."""
-    name = f"nbo_test_{os.getpid()}"
-    pg_run(pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    pg_run(pg_admin(f"CREATE DATABASE {name}"))
-    try:
-        upgrade(pg_async_url(name))
-        yield pg_async_url(name)
-    finally:
-        pg_run(pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-
-
-@pytest.fixture
-def pg_url(pg_database: str) -> str:
-    """The session's PostgreSQL database with the history tables emptied for this test."""
-    name = pg_database.rsplit("/", 1)[1]
-    pg_run(pg_admin(f"TRUNCATE {', '.join(PG_HISTORY_TABLES)}", database=name))
-    return pg_database
+from tests.conftest import PG_SERVER as PG_SERVER  # re-exported: suites name them
+from tests.conftest import REDIS_URL as REDIS_URL
+from tests.conftest import pg_admin as pg_admin
+from tests.conftest import pg_async_url as pg_async_url
+from tests.conftest import pg_run as pg_run
 
 
 @pytest.fixture
