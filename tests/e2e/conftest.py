@@ -14,7 +14,6 @@ at 127.0.0.1:6379 (NBO_TEST_REDIS_URL overrides). When either is unreachable the
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import os
 import signal
@@ -24,7 +23,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,11 +35,10 @@ from redis.asyncio import Redis
 from coordination.budgets import RedisBudgetCounter
 from features.redis_cache import RedisCustomerCache
 from policies.loader import load_catalogue
-from tests.conftest import REDIS_URL
+from tests.conftest import PG_SERVER, REDIS_URL, pg_async_url, pg_run
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = ROOT / "tests" / "fixtures" / "stack_catalogue"
-PG_SERVER = os.environ.get("NBO_TEST_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
 SESSION = f"nbo-e2e-{uuid.uuid4().hex[:8]}"
 HISTORY_TABLES = ("decisions", "contacts", "responses")
 
@@ -60,30 +58,17 @@ async def pg_fetch(database: str, sql: str, *args: Any) -> list[asyncpg.Record]:
         await conn.close()
 
 
-def run_sync(coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run admin SQL from a sync fixture, on a private loop that leaves pytest-asyncio's alone."""
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(coro)
-    finally:
-        loop.close()
-
-
-def asyncpg_url(database: str) -> str:
-    return f"{PG_SERVER.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{database}"
-
-
 @pytest.fixture(scope="session")
 def stack_database() -> Iterator[str]:
     """A fresh PostgreSQL database for the session, migrated by the deploy step `nbo db upgrade`."""
     name = f"nbo_e2e_{os.getpid()}"
-    run_sync(pg_fetch("test", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    run_sync(pg_fetch("test", f"CREATE DATABASE {name}"))
+    pg_run(pg_fetch("test", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    pg_run(pg_fetch("test", f"CREATE DATABASE {name}"))
     try:
-        nbo_cli("db", "upgrade", "--url", asyncpg_url(name), env=os.environ.copy())
+        nbo_cli("db", "upgrade", "--url", pg_async_url(name), env=os.environ.copy())
         yield name
     finally:
-        run_sync(pg_fetch("test", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        pg_run(pg_fetch("test", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
 # --- the stack: stores, environment, CLI --------------------------------------------------------------
@@ -115,7 +100,7 @@ class Stack:
 
     @property
     def database_url(self) -> str:
-        return asyncpg_url(self.database)
+        return pg_async_url(self.database)
 
     def environ(self, **extra: str) -> dict[str, str]:
         """The service's environment: production mode, so that it refuses to start without both stores."""

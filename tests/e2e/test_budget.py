@@ -50,7 +50,7 @@ async def test_a_daily_budget_of_100_holds_across_two_worker_processes(
     elapsed = time.perf_counter() - started
     cpu_used = {pid: seconds - cpu_before.get(pid, 0.0) for pid, seconds in server.cpu_seconds().items()}
 
-    assert Counter(status for status, _ in answers) == {200: DECISIONS}, answers[:3]
+    assert Counter(status for status, _ in answers) == {200: DECISIONS}, [a for a in answers if a[0] != 200][:3]
     shown = Counter(body["offers"][0]["offer_id"] for _, body in answers)
     assert shown == {BUDGETED: LIMIT, RUNNER_UP: DECISIONS - LIMIT}
     # Both workers decided (each spent CPU on it): the budget was shared, not kept by one process.
