@@ -140,6 +140,70 @@ def history_drain(batch: Annotated[int, typer.Option(help="Stream entries per SQ
     asyncio.run(drain(settings.database_url, settings.redis_url, f"{settings.redis_prefix}:history", batch=batch))
 
 
+@cli.command()
+def train(
+    since: Annotated[str | None, typer.Option(help="First contact time (ISO date or datetime, UTC)")] = None,
+    until: Annotated[
+        str | None, typer.Option(help="End of the contacts and what is known of responses (default now)")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Model name in the registry (default NBO_MODEL_NAME)")] = None,
+    dataset_out: Annotated[Path | None, typer.Option(help="Write the exact training rows to this Parquet file")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write report.json, report.html and plots to this directory")
+    ] = None,
+    promote_if_better: Annotated[
+        bool, typer.Option(help="Promote when it beats the champion's holdout log loss")
+    ] = False,
+    url: Annotated[str | None, typer.Option(help="History database URL (default NBO_DATABASE_URL)")] = None,
+    chunk_rows: Annotated[int, typer.Option(help="Contacts read per chunk (bounds memory)")] = 50_000,
+    max_trees: Annotated[int, typer.Option(help="Most boosting rounds (early stopping picks fewer)")] = 1000,
+) -> None:
+    """Train a propensity model from the contact history and register it as a new (non-champion) version."""
+    from app.train import TrainOptions, run_training
+    from models.registry import ModelRegistry
+    from policies.loader import load_catalogue
+
+    settings = Settings()
+    options = TrainOptions(
+        database_url=url or settings.database_url,
+        catalogue=load_catalogue(settings.catalogue_dir),
+        registry=ModelRegistry(settings.model_dir),
+        name=name or settings.model_name,
+        since=_epoch(since, "--since"),
+        until=_epoch(until, "--until"),
+        dataset_out=dataset_out,
+        report=report,
+        promote_if_better=promote_if_better,
+        chunk_rows=chunk_rows,
+        max_trees=max_trees,
+    )
+    try:
+        outcome = asyncio.run(run_training(options))
+    except ValueError as error:
+        typer.echo(f"not trained: {error}", err=True)
+        raise typer.Exit(code=1) from None
+    for line in outcome.lines:
+        typer.echo(line)
+    typer.echo(
+        f"{outcome.read:,} contacts read, {outcome.rows:,} training rows in {outcome.seconds_total:.1f}s "
+        f"(reading {outcome.seconds_reading:.1f}s)"
+    )
+    typer.echo(outcome.version)
+
+
+def _epoch(text: str | None, option: str) -> float | None:
+    """An ISO date or datetime (UTC unless it names its offset) as epoch seconds."""
+    from datetime import UTC, datetime
+
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{option}: not an ISO date or datetime: {text!r}") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
 @db_cli.command("upgrade")
 def db_upgrade(
     url: Annotated[str | None, typer.Option(help="Database URL (default NBO_DATABASE_URL)")] = None,

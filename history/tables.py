@@ -80,6 +80,11 @@ decisions = sa.Table(
     sa.Column("catalogue_version", sa.Text(), nullable=False),
     sa.Column("context", Json, nullable=False),
     sa.Column("candidates", Json, nullable=False),
+    # The validated feature values the decision was made on, a JSON array in the feature schema's order,
+    # and that schema's version (migration 0004). Plain JSON text, not JSONB, on PostgreSQL too: nothing
+    # queries inside it, and text keeps the array as compact as it was written. NULL before 0004.
+    sa.Column("features", sa.JSON(), nullable=True),
+    sa.Column("feature_schema", sa.Text(), nullable=True),
     sa.Index("ix_decisions_customer_time", "customer_id", "decided_at"),
 )
 

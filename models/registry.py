@@ -57,10 +57,13 @@ class ModelRegistry:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
 
-    def register(self, model_text: str, metadata: ModelMetadata, *, now: float | None = None) -> ModelMetadata:
+    def register(
+        self, model_text: str, metadata: ModelMetadata, *, now: float | None = None, first_is_champion: bool = True
+    ) -> ModelMetadata:
         """Store a model version and return its metadata with the assigned version.
 
-        The first version of a model becomes its champion; later ones wait for `promote`.
+        The first version of a model becomes its champion (unless `first_is_champion` is False: `nbo
+        train` registers candidates only); later ones wait for `promote`.
         """
         now = time.time() if now is None else now
         sha = hashlib.sha256(model_text.encode()).hexdigest()
@@ -68,7 +71,7 @@ class ModelRegistry:
         version = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now))}-{content}"
         stored = metadata.with_version(version, now, sha)
         self._write_version(metadata.name, stored, model_text)
-        if self.pointers(metadata.name).champion is None:
+        if first_is_champion and self.pointers(metadata.name).champion is None:
             self.promote(metadata.name, version)
         return stored
 

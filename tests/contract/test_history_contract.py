@@ -599,3 +599,34 @@ async def test_a_nul_character_postgresql_refuses_fails_only_its_own_write(pg_ur
         assert await h.record_decision(decision("d-after")) is True
     finally:
         await h.close()
+
+
+async def test_a_decision_keeps_its_feature_values_and_schema_version(history: SqlHistory):
+    kept = dataclasses.replace(
+        decision("d-1", request_id="r-1"), features=(41.0, True, "gold", None, 1.79e9), feature_schema="abc123"
+    )
+    assert await history.record_decision(kept) is True
+    assert await history.decision_for_request("r-1") == kept
+
+
+async def test_a_decision_without_features_reads_back_as_none(history: SqlHistory):
+    assert await history.record_decision(decision("d-1", request_id="r-1")) is True
+    found = await history.decision_for_request("r-1")
+    assert found is not None and found.features is None and found.feature_schema is None
+
+
+async def test_the_features_migration_keeps_decisions_stored_before_it(history: SqlHistory, history_url: str):
+    await history.record_decision(dataclasses.replace(decision("d-1", request_id="r-1"), features=(1.0,)))
+    await history.close()
+    await asyncio.to_thread(command.downgrade, alembic_config(history_url), "0002")
+    await asyncio.to_thread(upgrade, history_url)
+    again = SqlHistory(history_url)
+    await again.start()
+    try:
+        before = await again.decision_for_request("r-1")  # kept, without the snapshot the downgrade dropped
+        assert before == decision("d-1", request_id="r-1")
+        kept = dataclasses.replace(decision("d-2", request_id="r-2"), features=(2.0, None), feature_schema="s")
+        await again.record_decision(kept)
+        assert await again.decision_for_request("r-2") == kept
+    finally:
+        await again.close()

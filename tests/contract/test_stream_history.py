@@ -72,6 +72,8 @@ _decisions = st.builds(
     context=st.dictionaries(_text, _json, max_size=4),
     candidates=st.lists(st.dictionaries(_text, _json, max_size=3), max_size=3).map(tuple),
     request_id=st.none() | _text,
+    features=st.none() | st.lists(st.none() | st.booleans() | _finite | _text, max_size=5).map(tuple),
+    feature_schema=st.none() | _text,
 )
 _responses = st.builds(
     ResponseRecord,
