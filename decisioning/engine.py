@@ -60,6 +60,7 @@ class Decision:
     explanations: tuple[CandidateExplanation, ...] = ()  # every candidate, when asked
     scored: tuple[tuple[str, float, float], ...] = ()  # (offer id, propensity, priority) of every candidate
     notes: tuple[str, ...] = field(default=())  # data quality and rule errors, in words
+    degraded: str | None = None  # why the live path was skipped (a store down): see decisioning/fallback.py
 
     def to_record(self, request_id: str | None = None) -> DecisionRecord:
         """The rows the contact history keeps for this decision.
