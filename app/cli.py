@@ -51,6 +51,9 @@ def serve(
         log_config=None,
         loop="uvloop",
         http="httptools",
+        # SIGTERM: stop accepting, let in-flight requests finish (bounded), then the lifespan's shutdown
+        # flushes the history's group commit and spool (DecisionService.close).
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
     )
 
 
