@@ -15,15 +15,27 @@ from dataclasses import dataclass
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from app.settings import Settings, redact_url
+from coordination.breaker import OPEN, CircuitBreaker
 from coordination.budgets import InMemoryBudgetCounter, RedisBudgetCounter
+from coordination.guarded import GuardedBudgets, GuardedCache, GuardedLocks, GuardedPrescored, redis_breaker
 from coordination.locks import LocalCustomerLock, RedisCustomerLock
 from decisioning.catalogue import Catalogue
-from decisioning.ports import BudgetCounter, ContactHistory, CustomerCache, CustomerLock, EventRules, Scorer
+from decisioning.ports import (
+    BudgetCounter,
+    ContactHistory,
+    CustomerCache,
+    CustomerLock,
+    EventRules,
+    PrescoredFallback,
+    Scorer,
+)
 from decisioning.summary import RETENTION_SECONDS, HistorySummary
 from features.files import read_feature_file
 from features.memory import InMemoryCustomerCache
+from features.prescored import RedisPrescoredFallback
 from features.redis_cache import RedisCustomerCache
 from history.migrate import upgrade
+from history.spooled import SpooledHistory
 from history.sql import SqlHistory
 from history.stream import StreamHistory
 from models.prior import PriorScorer
@@ -50,6 +62,8 @@ class Adapters:
     history: ContactHistory
     budgets: BudgetCounter
     locks: CustomerLock
+    fallback: PrescoredFallback | None = None  # the batch's prescored offers, for degraded decisions
+    breaker: CircuitBreaker | None = None  # Redis's, shared by its ports
 
 
 async def open_adapters(settings: Settings) -> Adapters:
@@ -60,12 +74,39 @@ async def open_adapters(settings: Settings) -> Adapters:
     sql = await open_history(settings)
     cache, budgets, locks = await open_cache(settings, catalogue, sql)
     history = await write_behind(settings, cache, sql) if settings.history_mode == "write_behind" else sql
-    return Adapters(catalogue, events, scorer, cache, history, budgets, locks)
+    history = await spooled(settings, history)
+    fallback, breaker = guard_redis(settings, cache)
+    if breaker is not None:
+        cache, budgets, locks = (
+            GuardedCache(cache, breaker),
+            GuardedBudgets(budgets, breaker),
+            GuardedLocks(locks, breaker),
+        )
+    return Adapters(catalogue, events, scorer, cache, history, budgets, locks, fallback, breaker)
+
+
+async def spooled(settings: Settings, history: ContactHistory) -> ContactHistory:
+    """PostgreSQL in sync mode: the writes it cannot commit go to the local spool (NBO_SPOOL_DIR)."""
+    if settings.spool_dir is None or not isinstance(history, SqlHistory) or not history.url.startswith("postgresql"):
+        return history
+    spool = SpooledHistory(history, settings.spool_dir, max_bytes=settings.spool_max_bytes)
+    await spool.start()
+    return spool
+
+
+def guard_redis(settings: Settings, cache: CustomerCache) -> tuple[PrescoredFallback | None, CircuitBreaker | None]:
+    """The breaker every Redis port shares, and the prescored fallback behind it; none without Redis."""
+    if not isinstance(cache, RedisCustomerCache):
+        return None, None
+    breaker = redis_breaker(
+        failure_threshold=settings.redis_breaker_failures, cooldown_seconds=settings.redis_breaker_cooldown_seconds
+    )
+    return GuardedPrescored(RedisPrescoredFallback(cache.client, prefix=settings.redis_prefix), breaker), breaker
 
 
 def service_from(adapters: Adapters, settings: Settings, metrics: Metrics) -> DecisionService:
     """The application layer on these adapters, with the settings' limits."""
-    return DecisionService(
+    service = DecisionService(
         catalogue=adapters.catalogue,
         scorer=adapters.scorer,
         cache=adapters.cache,
@@ -76,7 +117,21 @@ def service_from(adapters: Adapters, settings: Settings, metrics: Metrics) -> De
         metrics=metrics,
         max_offers_limit=settings.max_offers_limit,
         max_in_flight=settings.max_in_flight,
+        fallback=adapters.fallback,
     )
+    observe_resilience(adapters, metrics)
+    return service
+
+
+def observe_resilience(adapters: Adapters, metrics: Metrics) -> None:
+    """Spool depth and the Redis breaker's state as gauges, read when /metrics is scraped."""
+    history, breaker = adapters.history, adapters.breaker
+    if isinstance(history, SpooledHistory):
+        metrics.spool_records.set_function(lambda: history.depth[0])
+        metrics.spool_bytes.set_function(lambda: history.depth[1])
+        metrics.spool_oldest_seconds.set_function(lambda: history.depth[2])
+    if breaker is not None:
+        metrics.redis_circuit_open.set_function(lambda: 1.0 if breaker.state == OPEN else 0.0)
 
 
 async def build_service(settings: Settings, metrics: Metrics) -> DecisionService:
@@ -97,7 +152,7 @@ async def build_service(settings: Settings, metrics: Metrics) -> DecisionService
 
 async def write_behind(settings: Settings, cache: CustomerCache, sql: SqlHistory) -> StreamHistory:
     """Acknowledge decisions once they are in a Redis Stream; `nbo history drain` moves them to SQL."""
-    if not isinstance(cache, RedisCustomerCache):
+    if not isinstance(cache, RedisCustomerCache):  # called before the Redis ports are guarded
         raise ValueError("NBO_HISTORY_MODE=write_behind needs NBO_REDIS_URL")
     stream = StreamHistory(cache.client, sql, stream=f"{settings.redis_prefix}:history")
     await stream.start()
@@ -136,7 +191,16 @@ async def open_cache(
         await warm_summaries(cache, history, customers)
         return cache, InMemoryBudgetCounter(), LocalCustomerLock()
     # A bounded pool: under a spike, requests wait for a connection instead of opening hundreds.
-    pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=64, timeout=5)
+    # Every call is bounded (NBO_REDIS_*_TIMEOUT_MS): a slow or gone Redis costs milliseconds, then the
+    # breaker stops calling it. Waiting for a free connection is bounded alike.
+    connect, read = settings.redis_connect_timeout_ms / 1000, settings.redis_socket_timeout_ms / 1000
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=64,
+        timeout=connect + read,
+        socket_connect_timeout=connect,
+        socket_timeout=read,
+    )
     client = Redis(connection_pool=pool)
     names = [f.name for f in catalogue.features]
     cache = RedisCustomerCache(client, feature_names=names, prefix=settings.redis_prefix)
@@ -165,4 +229,3 @@ async def warm_summaries(cache: CustomerCache, history: SqlHistory, customers: l
     for customer_id in dict.fromkeys([*customers, *summaries]):
         await cache.store_summary(customer_id, summaries.get(customer_id, HistorySummary()))
     log.info("history summaries built", extra={"customers": len(summaries)})
-

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,9 @@ def serve(
     # LightGBM/OpenMP threads busy-wait between calls; a server process scores on one thread.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the handler it found:
+    # this one, so that a clean shutdown exits 0 (a supervisor then reads it as a normal stop).
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "app.asgi:app",
         host=settings.host,
@@ -51,7 +55,14 @@ def serve(
         log_config=None,
         loop="uvloop",
         http="httptools",
+        # SIGTERM: stop accepting, let in-flight requests finish (bounded), then the lifespan's shutdown
+        # flushes the history's group commit and spool (DecisionService.close).
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
     )
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _serve_settings(**options: object) -> Settings:

@@ -18,13 +18,14 @@ from app.errors import error_kind, error_response
 from app.metrics import MetricsMiddleware
 from app.routes import router
 from app.settings import Settings
+from decisioning.ports import StoreUnavailable
 from history.writer import HistoryWriteError
 from service.errors import ServiceError
 from service.metrics import Metrics
 from service.service import DecisionService
 
 log = logging.getLogger("nbo.app")
-STORE_FAILURES: tuple[type[Exception], ...] = (HistoryWriteError, DBAPIError, RedisError, OSError)
+STORE_FAILURES: tuple[type[Exception], ...] = (HistoryWriteError, DBAPIError, RedisError, OSError, StoreUnavailable)
 
 ServiceFactory = Callable[[Settings, Metrics], Awaitable[DecisionService]]
 

@@ -183,6 +183,8 @@ def _decision_out(result: DecisionResult, explain: bool) -> DecisionOut:
         replayed=result.replayed,
         notes=list(decision.notes),
         explanation=[e.to_dict() for e in decision.explanations] if explain and not result.replayed else None,
+        degraded=decision.degraded is not None,
+        degraded_reason=decision.degraded,
     )
 
 

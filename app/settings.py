@@ -45,6 +45,19 @@ class Settings(BaseSettings):
     # survives a crash of the service but not of the machine, for a much lower latency on slow disks.
     sqlite_synchronous: Literal["full", "normal"] = "full"
 
+    # Redis outages (README "When a store fails"): every call is bounded in time, and after
+    # `redis_breaker_failures` failures in a row Redis is not called at all for the cool-down (one probe then).
+    redis_connect_timeout_ms: float = Field(250.0, gt=0)
+    redis_socket_timeout_ms: float = Field(500.0, gt=0)
+    redis_breaker_failures: int = Field(3, ge=1)
+    redis_breaker_cooldown_seconds: float = Field(2.0, gt=0)
+    # PostgreSQL outages: the writes it cannot commit are kept in a local spool (history/spool.py) and
+    # replayed once it is back; None turns the spool off (a write then fails with 503 while it is down).
+    spool_dir: Path | None = VAR / "spool"
+    spool_max_bytes: int = Field(64 * 1024 * 1024, ge=4096)
+    # SIGTERM: stop accepting, give in-flight requests this long, then flush the history and exit.
+    shutdown_grace_seconds: float = Field(20.0, gt=0)
+
     gil_switch_interval_ms: float = Field(1.0, gt=0, le=100)
     max_offers_limit: int = Field(20, ge=1, le=200)
     max_in_flight: int = Field(256, ge=1)  # decisions in progress per process before answering 503

@@ -72,6 +72,7 @@ class Decision:
     # kept with the record (see `DecisionRecord.features`).
     features: tuple[FeatureValue, ...] | None = None
     feature_schema: str | None = None
+    degraded: str | None = None  # why the live path was skipped (a store down): see decisioning/fallback.py
 
     def to_record(self, request_id: str | None = None) -> DecisionRecord:
         """The rows the contact history keeps for this decision.

@@ -17,12 +17,21 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from decisioning.catalogue import Catalogue
-from decisioning.ports import BudgetCounter, ContactHistory, CustomerCache, CustomerLock, EventRules, Scorer
+from decisioning.ports import (
+    BudgetCounter,
+    ContactHistory,
+    CustomerCache,
+    CustomerLock,
+    EventRules,
+    PrescoredFallback,
+    Scorer,
+)
 from decisioning.records import HistoryEntry
 from service.budgets import BudgetReservations
 from service.commands import ApplyEvent, Decide, ReportSend, Respond
 from service.contacts import OutboundContacts
 from service.decisions import DecisionPath
+from service.degraded import DegradedPath
 from service.events import EventIntake
 from service.metrics import Metrics
 from service.recorder import DecisionRecorder
@@ -50,6 +59,7 @@ class DecisionService:
         max_offers_limit: int = 20,
         max_in_flight: int = 256,
         clock: Callable[[], float] = time.time,
+        fallback: PrescoredFallback | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.scorer = scorer
@@ -59,6 +69,7 @@ class DecisionService:
         self.clock = clock
         self.summaries = Summaries(cache, history, self.metrics)
         self.budgets = BudgetReservations(catalogue, budgets, self.metrics)
+        recorder = DecisionRecorder(history, self.summaries, self.budgets, self.metrics)
         self.decisions = DecisionPath(
             catalogue=catalogue,
             scorer=scorer,
@@ -66,12 +77,14 @@ class DecisionService:
             locks=locks,
             summaries=self.summaries,
             budgets=self.budgets,
-            recorder=DecisionRecorder(history, self.summaries, self.budgets, self.metrics),
+            recorder=recorder,
             recorded=RecordedDecisions(history, catalogue),
             metrics=self.metrics,
             clock=clock,
             max_offers_limit=max_offers_limit,
             max_in_flight=max_in_flight,
+            # When a store is down, decide from what needs none (see service/degraded.py).
+            degraded=DegradedPath(catalogue, scorer, fallback, recorder, self.metrics),
         )
         self.responses = ResponseIntake(catalogue, history, self.summaries, self.budgets, self.metrics, clock)
         self.events = EventIntake(events, cache, self.metrics, clock)
