@@ -44,9 +44,7 @@ async def offer_response_counts(engine: AsyncEngine, since: float | None = None)
     >>> await offer_response_counts(history.engine)   # doctest: +SKIP
     {'card_gold': (12, 340), ...}
     """
-    shown = sa.select(contacts.c.offer_id, sa.func.count().label("n")).where(
-        contacts.c.outcome.in_(LEARNING_CONTACTS)
-    )
+    shown = sa.select(contacts.c.offer_id, sa.func.count().label("n")).where(contacts.c.outcome.in_(LEARNING_CONTACTS))
     took = sa.select(responses.c.offer_id, sa.func.count().label("n")).where(responses.c.outcome == ACCEPTED)
     if since is not None:
         shown, took = shown.where(contacts.c.contacted_at >= since), took.where(responses.c.responded_at >= since)

@@ -55,4 +55,8 @@ class Metrics:
         self.budget_rejections = Counter(
             "nbo_budget_rejections_total", "Offers dropped: volume budget used up", ["offer"], registry=r
         )
+        self.reloads = Counter(
+            "nbo_reloads_total", "Catalogue and model reloads: what, and whether it was applied or refused",
+            ["what", "outcome"], registry=r,
+        )  # fmt: skip
         self.ready = Gauge("nbo_ready", "1 when stores, catalogue and model are ready", registry=r)

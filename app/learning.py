@@ -1,0 +1,23 @@
+"""Where the serving process reads the counts behind the cold-start posteriors: the SQL history.
+
+In write-behind mode the decisions reach SQL through the drain, so the counts trail by the drain's lag
+(seconds); that is fine for a prior that moves over hundreds of contacts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from decisioning.ports import ContactHistory
+from history.outcomes import offer_response_counts
+from history.sql import SqlHistory
+from history.stream import StreamHistory
+
+
+async def offer_counts(history: ContactHistory) -> Mapping[str, tuple[int, int]] | None:
+    """offer id -> (accepted, contacts) from the history's SQL store; None for a history without one
+    (a test double): the posteriors then stay as they are."""
+    sql = history.sql if isinstance(history, StreamHistory) else history
+    if not isinstance(sql, SqlHistory):
+        return None
+    return await offer_response_counts(sql.engine)
