@@ -49,8 +49,8 @@ async def offer_response_counts(engine: AsyncEngine, since: float | None = None)
     if since is not None:
         shown, took = shown.where(contacts.c.contacted_at >= since), took.where(responses.c.responded_at >= since)
     async with engine.connect() as conn:
-        presented = dict((await conn.execute(shown.group_by(contacts.c.offer_id))).tuples().all())
-        accepted = dict((await conn.execute(took.group_by(responses.c.offer_id))).tuples().all())
+        presented = {o: n for o, n in (await conn.execute(shown.group_by(contacts.c.offer_id))).all()}
+        accepted = {o: n for o, n in (await conn.execute(took.group_by(responses.c.offer_id))).all()}
     return {offer: (int(accepted.get(offer, 0)), int(n)) for offer, n in presented.items()}
 
 
