@@ -112,7 +112,8 @@ def test_compare_reports_champion_challenger_treated_and_control_with_intervals(
     first, second = versions(env)
     nbo(env, "models", "challenger", second, "--share", "0.5")
     upgrade(env["NBO_DATABASE_URL"])
-    asyncio.run(seed(env["NBO_DATABASE_URL"], {(first, False): (40, 4), (second, False): (50, 15), (first, True): (20, 1)}))
+    cells = {(first, False): (40, 4), (second, False): (50, 15), (first, True): (20, 1)}
+    asyncio.run(seed(env["NBO_DATABASE_URL"], cells))
     report = json.loads(nbo(env, "models", "compare", "--json"))
     champion, challenger = report["models"]["champion"], report["models"]["challenger"]
     assert (champion["name"], champion["contacts"], champion["accepted"]) == (first, 40, 4)
