@@ -25,6 +25,7 @@ from service.metrics import Metrics
 from service.service import DecisionService
 
 log = logging.getLogger("nbo.reload")
+_NOTHING = object()  # no refused pointer (None is a pointer state: the file is missing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,7 @@ class Reloader:
     def __init__(self, service: DecisionService, settings: Settings, metrics: Metrics, pointer: bytes | None) -> None:
         self.service, self.settings, self.metrics = service, settings, metrics
         self._seen = pointer  # the pointer the serving model was built from
-        self._refused: bytes | None = None  # a pointer that failed: not retried until it changes
+        self._refused: bytes | object | None = _NOTHING  # a pointer that failed: not retried until it changes
         self._lock = asyncio.Lock()
 
     async def reload(self) -> Reloaded:
@@ -79,7 +80,7 @@ class Reloader:
             catalogue, events = loaded
             pointer, scorer = await self._build_model()
             self.service.reload(catalogue=catalogue, scorer=scorer, events=events)
-            self._seen, self._refused = pointer, None
+            self._seen, self._refused = pointer, _NOTHING
             self._count("catalogue", "applied")
             self._count("model", "applied")
             log.info("reloaded", extra={"catalogue_version": catalogue.version, "model_version": scorer.version})
@@ -90,7 +91,7 @@ class Reloader:
         from app.bootstrap import model_pointer
 
         pointer = await asyncio.to_thread(model_pointer, self.settings)
-        if pointer == self._seen or (pointer is not None and pointer == self._refused):
+        if pointer == self._seen or pointer == self._refused:
             return False
         async with self._lock:
             try:
@@ -99,7 +100,7 @@ class Reloader:
                 self._refused = pointer  # logged and counted once; tried again when the pointer changes
                 return False
             self.service.reload(scorer=scorer)
-            self._seen, self._refused = pointer, None
+            self._seen, self._refused = pointer, _NOTHING
             self._count("model", "applied")
             return True
 
@@ -110,13 +111,21 @@ class Reloader:
         from models.posterior import LearningScorer, OfferPosteriors
 
         pointer = await asyncio.to_thread(model_pointer, self.settings)
+        current = self.service.scorer
+        if pointer is None and getattr(current, "model", None) is not None:
+            # A pointer file that vanished under a serving model is storage trouble (an unmounted shared
+            # volume), not a decision to serve the priors: refuse it like a broken one.
+            self._count("model", "refused")
+            log.error("champion pointer file missing; the serving model stays")
+            raise ReloadRefused(
+                [ReloadProblem("model", self.settings.model_name, "the champion pointer file is missing")]
+            )
         try:
             model = await asyncio.to_thread(load_model, self.settings)
         except Exception as error:
             self._count("model", "refused")
             log.error("model refused; the serving model stays", extra={"error": f"{type(error).__name__}: {error}"})
             raise ReloadRefused([ReloadProblem("model", self.settings.model_name, _describe(error))]) from error
-        current = self.service.scorer
         posteriors = current.posteriors if isinstance(current, LearningScorer) else OfferPosteriors()
         scorer = LearningScorer(model, posteriors)
         if scorer.version != current.version:

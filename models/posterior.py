@@ -86,12 +86,15 @@ class LearningScorer:
 
     def score(self, customer: CustomerFeatures, context: Context, offers: Sequence[Offer]) -> np.ndarray:
         """Response probabilities, one per offer, in the order given."""
-        scores = np.array([self.posteriors.mean(o) for o in offers], dtype=float)
         model = self.model.for_customer(customer.customer_id) if self.model is not None else None
         known = _known(model, offers)
+        if known.all() and len(offers):
+            return model.score(customer, context, offers)  # type: ignore[union-attr]  # the hot path: no posterior
+        scores = np.empty(len(offers), dtype=float)
         if known.any():
-            modelled = model.score(customer, context, offers)  # type: ignore[union-attr]
-            scores[known] = np.asarray(modelled, dtype=float)[known]
+            scores[known] = np.asarray(model.score(customer, context, offers), dtype=float)[known]  # type: ignore[union-attr]
+        for i in np.flatnonzero(~known):
+            scores[i] = self.posteriors.mean(offers[i])
         return scores
 
     def concentrations(self, offers: Sequence[Offer]) -> list[float | None]:

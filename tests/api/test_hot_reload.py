@@ -85,6 +85,10 @@ async def test_a_broken_pointer_file_is_refused_and_the_last_good_model_keeps_se
     await asyncio.sleep(POLL * 5)
     assert (await decide(client))["model_version"] == first
     assert await reloads(client, "model", "refused") == 1  # once: not retried until the pointer changes
+    registry.pointers_path("nbo").unlink()  # a shared volume gone: not a reason to drop to the priors
+    await asyncio.sleep(POLL * 5)
+    assert (await decide(client))["model_version"] == first
+    assert await reloads(client, "model", "refused") == 2
     # Repaired (a broken file cannot be read back to promote from: an operator writes it anew).
     registry.pointers_path("nbo").write_bytes(orjson.dumps({"champion": second}))
     await served_within(client, second, seconds=5.0)
