@@ -76,9 +76,10 @@ class LightGBMScorer:
         """The scorer that scores this customer: this one (see `ChampionChallengerScorer`)."""
         return self
 
-    def knows(self, offer_id: str) -> bool:
-        """Whether the model was trained on this offer (a new offer is scored by its posterior instead)."""
-        return offer_id in self._known
+    @property
+    def known_offer_ids(self) -> frozenset[str]:
+        """The offers the model was trained on (any other is new: scored by its posterior instead)."""
+        return self._known
 
     def predict_raw(self, rows: np.ndarray) -> np.ndarray:
         """The model's uncalibrated probabilities for encoded rows."""

@@ -101,13 +101,18 @@ class LearningScorer:
         """Per offer: the posterior's alpha + beta where the posterior scored it, None where the model did
         (the arbitration then uses its configured `thompson_strength` around the model's estimate)."""
         known = _known(self.model, offers)
+        if known.all():
+            return [None] * len(offers)  # the hot path with a model that knows every offer
         return [None if k else self.posteriors.concentration(o) for o, k in zip(offers, known, strict=True)]
 
 
 def _known(model: Scorer | None, offers: Sequence[Offer]) -> np.ndarray:
     """Which offers the model was trained on. A scorer that cannot say (no model, the prior scorer, a
     champion/challenger split not yet resolved to one customer's model) knows none of them."""
-    knows = getattr(model, "knows", None)
-    if knows is None:
+    known: frozenset[str] | None = getattr(model, "known_offer_ids", None)
+    if known is None:
         return np.zeros(len(offers), dtype=bool)
-    return np.array([knows(o.id) for o in offers], dtype=bool)
+    ids = [o.id for o in offers]
+    if known.issuperset(ids):  # the usual case, twice per decision: ~3 µs for 100 offers
+        return np.ones(len(ids), dtype=bool)
+    return np.fromiter((i in known for i in ids), dtype=bool, count=len(ids))

@@ -22,8 +22,9 @@ class KnowingScorer(FixedScorer):
 
     version = "model-1"
 
-    def knows(self, offer_id: str) -> bool:
-        return offer_id in self.propensities
+    @property
+    def known_offer_ids(self) -> frozenset[str]:
+        return frozenset(self.propensities)
 
 
 def first_offers(cat, scorer, n: int = 600) -> Counter[str]:
@@ -107,3 +108,41 @@ def test_a_model_scored_offer_still_samples_around_its_estimate():
     candidates = [Candidate(offer("a"), 0.5, 1.0, 1.0, 1.0), Candidate(offer("b"), 0.45, 1.0, 1.0, 1.0)]
     picks = Counter(arbitrate(candidates, 1, THOMPSON, seed=s).selected[0].candidate.offer.id for s in range(400))
     assert picks["a"] > picks["b"] > 40
+
+
+def test_behind_a_champion_challenger_split_each_decision_logs_the_version_that_scored_it():
+    from models.registry import ChampionChallengerScorer
+
+    champion, challenger = KnowingScorer({"a": 0.1}), KnowingScorer({"a": 0.4})
+    champion.version, challenger.version = "champion-1", "challenger-1"
+    split = ChampionChallengerScorer(champion, challenger, share=0.5)
+    scorer = LearningScorer(split, OfferPosteriors())
+    cat = catalogue([offer("a")])
+    for i in range(40):
+        chosen = scorer.for_customer(f"c-{i}")
+        expected = challenger if split.is_challenger(f"c-{i}") else champion
+        assert chosen.version == expected.version
+        request = DecisionRequest(f"d-{i}", customer(f"c-{i}"), context(), max_offers=1)
+        decision = decide(cat, request, HistorySummary(), chosen)
+        assert decision.model_version == expected.version
+        assert decision.offers[0].propensity == pytest.approx(expected.propensities["a"])
+
+
+def test_a_trained_model_scores_its_offers_and_a_new_offer_gets_its_posterior(tmp_path):
+    from decisioning.catalogue import FeatureSpec, FeatureType
+    from models.registry import ModelRegistry
+    from models.synthetic import synthetic_offers, synthetic_training_set
+    from models.training import TrainingConfig, train_model
+
+    specs = (FeatureSpec("age", FeatureType.NUMBER, 40),)
+    known = synthetic_offers(3)
+    trained = train_model(synthetic_training_set(specs, known, rows=1_500), "nbo", TrainingConfig(num_trees=2))
+    registry = ModelRegistry(tmp_path)
+    registry.register(trained.model_text(), trained.metadata)
+    model = registry.load("nbo", compiled=False)
+    scorer = LearningScorer(model, OfferPosteriors({"brand_new": (3, 10)}))
+    offers = [*known, offer("brand_new", prior=0.1)]
+    scores = scorer.score(customer(age=30), context(), offers)
+    assert scores[:3].tolist() == pytest.approx(model.score(customer(age=30), context(), known).tolist())
+    assert scores[3] == pytest.approx((2 + 3) / 30)
+    assert scorer.concentrations(offers) == [None, None, None, pytest.approx(30.0)]
