@@ -137,7 +137,7 @@ class Reloader:
         from app.learning import offer_counts
         from models.posterior import LearningScorer, OfferPosteriors
 
-        counts = await offer_counts(self.service.history)
+        counts = await offer_counts(self.service.history, self.settings.posterior_window_days)
         async with self._lock:
             current = self.service.scorer
             if counts is None or not isinstance(current, LearningScorer):
