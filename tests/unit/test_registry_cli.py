@@ -139,3 +139,16 @@ def test_the_intervals_are_the_textbook_ones():
     # Values 0, 0, 10, 10: mean 5, sample sd 5.77, half-width 1.96 x 5.77 / 2.
     low, high = normal_interval(20.0, 200.0, 4)
     assert (low + high) / 2 == pytest.approx(5.0) and high - low == pytest.approx(2 * 1.959964 * 5.7735 / 2, rel=1e-4)
+
+
+def test_each_rollback_goes_one_promotion_further_back_and_an_old_pointer_file_still_reads(env):
+    first, second = versions(env)
+    registry = ModelRegistry(env["NBO_MODEL_DIR"])
+    for version in (second, first, second):
+        registry.promote("nbo", version)
+    assert registry.pointers("nbo").previous == (first, second, first)
+    assert [registry.rollback("nbo").champion for _ in range(3)] == [first, second, first]
+    assert "no previous champion" in nbo(env, "models", "rollback", code=1)
+    # A pointer file written before promotion history existed: read as no history, nothing else lost.
+    registry.pointers_path("nbo").write_text(f'{{"champion": "{second}", "challenger": null, "challenger_share": 0.0}}')
+    assert registry.pointers("nbo").champion == second and registry.pointers("nbo").previous == ()
