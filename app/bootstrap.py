@@ -38,10 +38,12 @@ from history.migrate import upgrade
 from history.spooled import SpooledHistory
 from history.sql import SqlHistory
 from history.stream import StreamHistory
+from models.posterior import LearningScorer
 from models.prior import PriorScorer
 from models.registry import ModelNotFound, ModelRegistry
 from policies.events import load_event_rules
-from policies.loader import load_catalogue
+from policies.loader import load_catalogue, validate_catalogue
+from policies.problems import Problem
 from service.metrics import Metrics
 from service.service import DecisionService
 
@@ -160,12 +162,39 @@ async def write_behind(settings: Settings, cache: CustomerCache, sql: SqlHistory
 
 
 def load_scorer(settings: Settings) -> Scorer:
-    """The champion model (with its challenger, if any) from the registry; the prior scorer without one."""
+    """The champion model (with its challenger, if any) from the registry, behind the per-offer Beta
+    posteriors that score the offers it does not know; the posteriors alone without a model."""
     try:
-        return ModelRegistry(settings.model_dir).scorer(settings.model_name, compiled=settings.model_compiled)
+        return LearningScorer(load_model(settings))
     except ModelNotFound:
         log.warning("no trained model: scoring with the catalogue priors (run `nbo demo` to train one)")
-        return PriorScorer()
+        return LearningScorer(None)
+
+
+def load_model(settings: Settings) -> Scorer | None:
+    """The registry's serving model, None when it has no champion. Raises whatever a broken pointer
+    file or model file raises: a reload refuses it and keeps the model it has."""
+    model = ModelRegistry(settings.model_dir).scorer(settings.model_name, compiled=settings.model_compiled)
+    return None if isinstance(model, PriorScorer) else model
+
+
+def model_pointer(settings: Settings) -> bytes | None:
+    """The champion pointer file's content (None when there is none): what the model watcher compares."""
+    path = ModelRegistry(settings.model_dir).pointers_path(settings.model_name)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def load_catalogue_checked(settings: Settings) -> tuple[Catalogue, EventRules] | list[Problem]:
+    """The catalogue directory and its events.yaml, or every problem found, as `nbo catalogue validate`
+    lists them (file, offer, rule and position)."""
+    problems = validate_catalogue(settings.catalogue_dir)
+    if problems:
+        return problems
+    catalogue = load_catalogue(settings.catalogue_dir)
+    return catalogue, load_event_rules(settings.catalogue_dir, catalogue.features)
 
 
 async def open_history(settings: Settings) -> SqlHistory:

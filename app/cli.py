@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from app.model_commands import admin_cli, models_cli
 from app.settings import Settings
 
 cli = typer.Typer(help="Next-best-offer decision service.", no_args_is_help=True)
@@ -24,6 +25,8 @@ cli.add_typer(catalogue_cli, name="catalogue")
 history_cli = typer.Typer(help="The write-behind history stream.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(history_cli, name="history")
+cli.add_typer(models_cli, name="models")
+cli.add_typer(admin_cli, name="admin")
 
 
 @cli.command()

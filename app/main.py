@@ -14,8 +14,10 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 
+from app.admin import admin_router
 from app.errors import error_kind, error_response
 from app.metrics import MetricsMiddleware
+from app.reloading import Reloader, watching
 from app.routes import router
 from app.settings import Settings
 from decisioning.ports import StoreUnavailable
@@ -41,10 +43,14 @@ def create_app(settings: Settings | None = None, service_factory: ServiceFactory
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         factory = service_factory or _default_factory
+        pointer = await _model_pointer(settings)  # read before the model loads: see Reloader
         service = await factory(settings, metrics)
         app.state.service = service
+        app.state.reloader = reloader = Reloader(service, settings, metrics, pointer)
         try:
-            yield
+            await _learn_at_start(reloader)
+            async with watching(reloader):
+                yield
         finally:
             await service.close()
 
@@ -57,6 +63,7 @@ def create_app(settings: Settings | None = None, service_factory: ServiceFactory
     app.state.settings = settings
     app.state.metrics = metrics
     app.include_router(router)
+    app.include_router(admin_router)
     _install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
@@ -67,6 +74,23 @@ async def _default_factory(settings: Settings, metrics: Metrics) -> DecisionServ
     from app.bootstrap import build_service  # heavy imports (LightGBM) only when the app starts
 
     return await build_service(settings, metrics)
+
+
+async def _model_pointer(settings: Settings) -> bytes | None:
+    from app.bootstrap import model_pointer
+
+    try:
+        return await asyncio.to_thread(model_pointer, settings)
+    except OSError:
+        return None  # unreadable now: the first poll tries again
+
+
+async def _learn_at_start(reloader: Reloader) -> None:
+    """Start with the posteriors the history already supports (a restart must not forget what was learnt)."""
+    try:
+        await reloader.refresh_posteriors()
+    except Exception as error:  # the periodic refresh will try again; serving starts on the priors
+        log.warning("posterior refresh at start failed", extra={"error": type(error).__name__})
 
 
 def _install_error_handlers(app: FastAPI) -> None:

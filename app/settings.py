@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     model_dir: Path = VAR / "models"
     model_name: str = "nbo"
     model_compiled: bool = True  # lleaves-compiled model when available
+    # How often each worker reads the champion pointer file to pick up a promotion or a rollback (0: never).
+    model_poll_seconds: float = Field(5.0, ge=0)
+    # How often each worker refreshes the per-offer response counts behind the cold-start posteriors (0: never).
+    posterior_refresh_seconds: float = Field(30.0, ge=0)
+    # The history the posteriors count: recent enough to follow a changed offer, and a bounded query.
+    posterior_window_days: float = Field(90.0, gt=0)
 
     history_batch_max: int = Field(500, ge=1)
     # 0: no extra wait; batches still form from the writes that queue while a commit is in flight.

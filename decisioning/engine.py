@@ -258,6 +258,7 @@ class _Run:
         if not offers:
             return []
         propensities = scorer.score(self.request.customer, self.ctx, offers)
+        concentrations = _concentrations(scorer, offers)
         settings = self.catalogue.settings
         weights = settings.context_weights.get(self.ctx.intent or "", {})
         recent = self._recent_unanswered()
@@ -270,8 +271,11 @@ class _Run:
                 float(weights.get(offer.group, weights.get("*", 1.0))),
                 boost=settings.consistency_boost if offer.id in recent and not _pin(settings) else 1.0,
                 pinned=offer.id in recent and _pin(settings),
+                concentration=n,
             )
-            for offer, p, i in zip(offers, propensities, (self.plan.index[o.id] for o in offers), strict=True)
+            for offer, p, i, n in zip(
+                offers, propensities, (self.plan.index[o.id] for o in offers), concentrations, strict=True
+            )
         ]
 
     def _recent_unanswered(self) -> dict[str, float]:
@@ -338,6 +342,12 @@ class _Run:
 
     def _drop(self, offer: Offer, stage: Stage, reason: str, **details: object) -> None:
         self.dropped.append(CandidateExplanation(offer.id, stage, reason, **details))  # type: ignore[arg-type]
+
+
+def _concentrations(scorer: Scorer, offers: list[Offer]) -> list[float | None]:
+    """How sure the scorer is of each score, when it can say (see `Scorer.concentrations`)."""
+    concentrations = getattr(scorer, "concentrations", None)
+    return list(concentrations(offers)) if concentrations is not None else [None] * len(offers)
 
 
 def _pin(settings: ArbitrationSettings) -> bool:

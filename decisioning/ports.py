@@ -217,6 +217,10 @@ class Scorer(Protocol):
         """The scorer that decides for this customer (champion or challenger); its `version` is logged."""
         ...
 
+    # Optional: `concentrations(offers) -> list[float | None]`, the alpha + beta of the Beta posterior
+    # behind each score (None where a model scored it). A scorer that has it (models.posterior.
+    # LearningScorer) makes Thompson sampling draw those offers from their own posterior.
+
 
 class EventError(ValueError):
     """An event that cannot be applied: unknown type, missing or invalid attribute."""

@@ -67,6 +67,7 @@ class DecisionPath:
         clock: Callable[[], float],
         max_offers_limit: int = 20,
         max_in_flight: int = 256,
+        in_flight: InFlightLimit | None = None,
         degraded: DegradedPath | None = None,
     ) -> None:
         self.degraded = degraded
@@ -81,7 +82,8 @@ class DecisionPath:
         self.metrics = metrics
         self.clock = clock
         self.max_offers_limit = max_offers_limit
-        self.in_flight = InFlightLimit(max_in_flight, metrics)
+        # Given when the path is rebuilt by a reload: the decisions in flight on the old path still count.
+        self.in_flight = in_flight or InFlightLimit(max_in_flight, metrics)
 
     async def decide(self, command: Decide) -> tuple[Decision, bool]:
         """Decide for one contact and record it; (decision, replayed). `replayed`: the request id had been

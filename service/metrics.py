@@ -70,4 +70,8 @@ class Metrics:
         self.redis_circuit_open = Gauge(
             "nbo_redis_circuit_open", "1 while the Redis circuit breaker is open", registry=r
         )
+        self.reloads = Counter(
+            "nbo_reloads_total", "Catalogue and model reloads: what, and whether it was applied or refused",
+            ["what", "outcome"], registry=r,
+        )  # fmt: skip
         self.ready = Gauge("nbo_ready", "1 when stores, catalogue and model are ready", registry=r)
