@@ -107,5 +107,5 @@ async def served_version_becomes(client: httpx.AsyncClient, version: str, within
         answer = await client.post("/v1/decisions", json={"customer_id": "probe", "channel": "web"})
         if answer.json()["model_version"] == version:
             return True
-        await asyncio.sleep(0.2)  # noqa: ASYNC110 (polling the service over HTTP, not waiting on a local event)
+        await asyncio.sleep(0.2)  # polling the service over HTTP
     return False
