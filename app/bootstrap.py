@@ -12,8 +12,6 @@ import logging
 import time
 from dataclasses import dataclass
 
-from redis.asyncio import BlockingConnectionPool, Redis
-
 from app.settings import Settings, redact_url
 from coordination.budgets import InMemoryBudgetCounter, RedisBudgetCounter
 from coordination.locks import LocalCustomerLock, RedisCustomerLock
@@ -23,6 +21,7 @@ from decisioning.summary import RETENTION_SECONDS, HistorySummary
 from features.files import read_feature_file
 from features.memory import InMemoryCustomerCache
 from features.redis_cache import RedisCustomerCache
+from features.redis_client import redis_client
 from history.migrate import upgrade
 from history.sql import SqlHistory
 from history.stream import StreamHistory
@@ -136,8 +135,8 @@ async def open_cache(
         await warm_summaries(cache, history, customers)
         return cache, InMemoryBudgetCounter(), LocalCustomerLock()
     # A bounded pool: under a spike, requests wait for a connection instead of opening hundreds.
-    pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=64, timeout=5)
-    client = Redis(connection_pool=pool)
+    # `redis+cluster://` selects the Redis Cluster client (features/redis_client.py).
+    client = redis_client(settings.redis_url, max_connections=64, timeout=5)
     names = [f.name for f in catalogue.features]
     cache = RedisCustomerCache(client, feature_names=names, prefix=settings.redis_prefix)
     return (

@@ -21,7 +21,7 @@ Where entries wait:
 Entries are deleted once acknowledged, so XLEN of the stream is the backlog; the stream belongs to the
 drain group (another group reading it would miss deleted entries).
 
->>> drainer = Drainer(Redis(), sql, stream="nbo:history")    # doctest: +SKIP
+>>> drainer = Drainer(redis_client(redis_url), sql, stream="nbo:history")    # doctest: +SKIP
 >>> await drainer.run(stop_event)                             # doctest: +SKIP
 """
 
@@ -38,9 +38,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from features.redis_client import RedisClient, redis_client
 from history.batch import CONTACTS, DECISION, RESPONSE
 from history.codec import DATA, KIND, decode_entry
 from history.pending import PendingIndex
@@ -87,7 +87,7 @@ class Drainer:
 
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         sql: SqlHistory,
         *,
         stream: str = "nbo:history",
@@ -305,7 +305,7 @@ class Drainer:
                     await asyncio.wait_for(stop.wait(), pause)
 
 
-async def requeue_dead(client: Redis, stream: str = "nbo:history", *, count: int = 1_000) -> int:
+async def requeue_dead(client: RedisClient, stream: str = "nbo:history", *, count: int = 1_000) -> int:
     """Move up to `count` dead-lettered entries back to `stream` (once their cause is fixed); returns how many.
 
     Each is re-appended before it is removed from `<stream>:dead`, so a crash in between leaves a copy in
@@ -323,7 +323,7 @@ async def requeue_dead(client: Redis, stream: str = "nbo:history", *, count: int
 async def main(database_url: str, redis_url: str, stream: str = "nbo:history", *, batch: int = 500) -> None:
     """Drain `stream` into the history at `database_url` until SIGINT or SIGTERM (the `nbo history drain`
     command). The database must be migrated already (`nbo db upgrade`)."""
-    client = Redis.from_url(redis_url)
+    client = redis_client(redis_url)
     sql = SqlHistory(database_url, batch_max=batch)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
