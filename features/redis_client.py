@@ -135,5 +135,15 @@ async def evalsha_pipelined(client: RedisClient, script: str, sha: str, calls: S
 async def _evalsha(client: RedisClient, sha: str, calls: Sequence[ScriptCall]) -> list[Any]:
     async with client.pipeline(transaction=False) as pipe:
         for keys, args in calls:
-            pipe.evalsha(sha, len(keys), *keys, *args)
+            queue_evalsha(pipe, sha, keys, args)
         return await pipe.execute(raise_on_error=False)
+
+
+def queue_evalsha(pipe: Any, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> None:
+    """Queue one EVALSHA in a pipeline of either client.
+
+    redis-py's cluster pipeline refuses its `evalsha` method (it cannot load scripts per node), yet routes
+    an EVALSHA command by its keys' slot like any other: the callers here load scripts themselves on
+    NOSCRIPT, so the command is queued as such.
+    """
+    pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)

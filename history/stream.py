@@ -31,7 +31,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from decisioning.records import ContactRecord, DecisionRecord, HistoryEntry, ResponseRecord
 from decisioning.summary import MAX_EVENTS, HistorySummary
-from features.redis_client import RedisClient, decodes_responses
+from features.redis_client import RedisClient, decodes_responses, queue_evalsha
 from history import pending as index
 from history.batch import CONTACTS, DECISION, RESPONSE
 from history.codec import DATA, KIND, decision_from, decode_entry, encode_record
@@ -243,7 +243,7 @@ class StreamHistory:
         async with self.client.pipeline(transaction=False) as pipe:
             for job in jobs:
                 keys, args = job.payload
-                pipe.evalsha(self._sha, len(keys), *keys, *args)
+                queue_evalsha(pipe, self._sha, keys, args)
             return await pipe.execute(raise_on_error=False)
 
     # --- look-ups for duplicates, in SQL ------------------------------------------------------------
