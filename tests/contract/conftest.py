@@ -88,8 +88,9 @@ def redis_prefix(redis_client: RedisClient, redis_test_prefix: str) -> str:
 
 
 async def delete_prefixed(client: RedisClient, prefix: str) -> None:
-    # SCAN visits every primary of a cluster; DEL of many keys is split by slot by redis-py.
-    keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
+    # SCAN visits every primary of a cluster; DEL of many keys is split by slot by redis-py. `*` first:
+    # hash-tagged keys such as a stream's index (`{<prefix>:history}:...`) start with a brace.
+    keys = [key async for key in client.scan_iter(match=f"*{prefix}:*", count=1000)]
     if keys:
         await client.delete(*keys)
 
