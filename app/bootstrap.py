@@ -23,6 +23,7 @@ from features.memory import InMemoryCustomerCache
 from features.redis_cache import RedisCustomerCache
 from features.redis_client import redis_client
 from history.migrate import upgrade
+from history.partitions import ensure_partitions
 from history.sql import SqlHistory
 from history.stream import StreamHistory
 from models.prior import PriorScorer
@@ -123,6 +124,9 @@ async def open_history(settings: Settings) -> SqlHistory:
         sqlite_synchronous=settings.sqlite_synchronous,
     )
     await history.start()
+    if settings.database_url.startswith("postgresql"):
+        # This month's and next month's partitions, in case the daily `nbo history partitions` has not run.
+        await ensure_partitions(history.engine, ahead=1)
     return history
 
 

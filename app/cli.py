@@ -20,7 +20,7 @@ catalogue_cli = typer.Typer(help="The offer catalogue.", no_args_is_help=True)
 db_cli = typer.Typer(help="The contact history database.", no_args_is_help=True)
 cli.add_typer(features_cli, name="features")
 cli.add_typer(catalogue_cli, name="catalogue")
-history_cli = typer.Typer(help="The write-behind history stream.", no_args_is_help=True)
+history_cli = typer.Typer(help="The contact history: write-behind drain, partitions, retention.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(history_cli, name="history")
 
@@ -138,6 +138,36 @@ def history_drain(batch: Annotated[int, typer.Option(help="Stream entries per SQ
     if settings.redis_url is None:
         raise typer.BadParameter("the drain needs NBO_REDIS_URL")
     asyncio.run(drain(settings.database_url, settings.redis_url, f"{settings.redis_prefix}:history", batch=batch))
+
+
+@history_cli.command("partitions")
+def history_partitions(
+    ahead: Annotated[int, typer.Option(help="Months after the current one to create now")] = 3,
+) -> None:
+    """Create the monthly history partitions (PostgreSQL) of this month and the next N; run it daily."""
+    from app.history_maintenance import create_partitions
+
+    for line in asyncio.run(create_partitions(Settings(), ahead)):
+        typer.echo(line)
+
+
+@history_cli.command("retain")
+def history_retain(
+    months: Annotated[int, typer.Option(help="Whole months kept before the current one")],
+    archive: Annotated[Path | None, typer.Option(help="Write what is removed to Parquet files here first")] = None,
+) -> None:
+    """Remove the contact history older than N months (drops whole partitions on PostgreSQL); refuses to
+    remove what the catalogue's contact policies and response windows still read."""
+    from app.history_maintenance import retain_history
+    from history.retention import RetentionRefused
+
+    try:
+        lines = asyncio.run(retain_history(Settings(), months, archive))
+    except RetentionRefused as refused:
+        typer.echo(f"refused: {refused}", err=True)
+        raise typer.Exit(code=1) from None
+    for line in lines:
+        typer.echo(line)
 
 
 @db_cli.command("upgrade")
