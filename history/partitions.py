@@ -83,7 +83,7 @@ async def is_partitioned(conn: AsyncConnection) -> bool:
     """Whether this database has the partitioned layout (PostgreSQL at migration 0005 or later)."""
     if conn.dialect.name != "postgresql":
         return False
-    found = await conn.execute(sa.text("SELECT relkind FROM pg_class WHERE oid = to_regclass('contacts')"))
+    found = await conn.execute(sa.text("SELECT relkind::text FROM pg_class WHERE oid = to_regclass('contacts')"))
     return found.scalar() == "p"
 
 

@@ -75,7 +75,7 @@ def needed_history(catalogue: Catalogue) -> tuple[float, str]:
     """The days of history the catalogue reads (see the module doc), and what sets it."""
     longest = max(catalogue.policies, key=policy_days, default=None)
     policy = policy_days(longest) if longest else 0.0
-    windows = [catalogue.response_window_seconds(o) or 0.0 for o in catalogue.offers]
+    windows = [catalogue.response_window_seconds(o.id) or 0.0 for o in catalogue.offers]
     response = max(windows, default=0.0) / DAY
     name = f"policy '{longest.id}'" if longest else "no policy"
     return policy + response, f"{name} reads {policy:g} days, plus a response window of {response:g} days"
