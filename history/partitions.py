@@ -31,6 +31,9 @@ PARTITIONED = {
 }
 _MONTHLY = re.compile(r"^(contacts|responses)_p(\d{4})_(\d{2})$")
 _LOCK = 0x6E626F70  # advisory lock id of partition maintenance ("nbop")
+# Attaching (and dropping) a partition locks the parent table: queued behind a long query, it would make
+# every write queue behind it too. Better to fail and be run again.
+LOCK_TIMEOUT = "5s"
 
 
 @dataclass(frozen=True, order=True)
@@ -117,6 +120,7 @@ async def ensure_partitions(engine: AsyncEngine, *, ahead: int, now: float | Non
         if not await is_partitioned(conn):
             raise RuntimeError("the history is not partitioned: PostgreSQL at migration 0005 is needed")
         await conn.execute(sa.text(f"SELECT pg_advisory_xact_lock({_LOCK})"))
+        await conn.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
         existing = set(await monthly_partitions(conn))
         created = [p for p in wanted if p not in existing]
         for partition in created:

@@ -34,7 +34,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from decisioning.catalogue import CalendarUnit, Catalogue, ContactPolicy, WindowKind
 from decisioning.types import DAY
-from history.partitions import PARTITIONED, Partition, add_months, is_partitioned, month_start, monthly_partitions
+from history.partitions import (
+    LOCK_TIMEOUT,
+    PARTITIONED,
+    Partition,
+    add_months,
+    is_partitioned,
+    month_start,
+    monthly_partitions,
+)
 from history.tables import contacts, responses
 
 _CALENDAR_DAYS = {CalendarUnit.DAY: 1.0, CalendarUnit.WEEK: 7.0, CalendarUnit.MONTH: 31.0}
@@ -101,27 +109,40 @@ def plan_retention(catalogue: Catalogue, *, months: int, now: float) -> Retentio
 async def retain(engine: AsyncEngine, plan: RetentionPlan, *, archive: Path | None = None) -> RetentionReport:
     """Remove the history before `plan.cutoff` (archived to Parquet in `archive` first, when given)."""
     report = RetentionReport()
+    async with engine.connect() as conn:
+        partitioned = await is_partitioned(conn)
+        old = [p for p in await monthly_partitions(conn) if p.end <= plan.cutoff] if partitioned else []
+    for partition in old:
+        await _drop_partition(engine, partition, archive, report)
     async with engine.begin() as conn:
-        if await is_partitioned(conn):
-            await _drop_partitions(conn, plan.cutoff, archive, report)
+        if partitioned:
+            await _delete_from_defaults(conn, plan.cutoff, archive, report)
         else:
             await _delete_rows(conn, plan.cutoff, archive, report)
     return report
 
 
-async def _drop_partitions(
-    conn: AsyncConnection, cutoff: datetime, archive: Path | None, report: RetentionReport
+async def _drop_partition(
+    engine: AsyncEngine, partition: Partition, archive: Path | None, report: RetentionReport
 ) -> None:
-    old = [p for p in await monthly_partitions(conn) if p.end <= cutoff]
-    for partition in old:
-        if archive is not None:
+    """Archive one month (a plain read), then drop it in a short transaction of its own: DROP locks the
+    parent table, and every write of the service waits while it is held."""
+    if archive is not None:
+        async with engine.connect() as conn:
             query = sa.select(_named(partition.table, partition.name))
             report.archived.append(await _archive(conn, query, archive / f"{partition.name}.parquet"))
-        at, key_table, _ = PARTITIONED[partition.table]
+    at, key_table, _ = PARTITIONED[partition.table]
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
         await conn.execute(sa.text(f"DROP TABLE {partition.name}"))
         await conn.execute(sa.text(f"DELETE FROM {key_table} WHERE {at} < :end"), {"end": partition.end})
-        report.dropped.append(partition.name)
-    # Rows of months without a partition (late or backfilled) wait in DEFAULT: deleted row by row.
+    report.dropped.append(partition.name)
+
+
+async def _delete_from_defaults(
+    conn: AsyncConnection, cutoff: datetime, archive: Path | None, report: RetentionReport
+) -> None:
+    """Rows of months without a partition (late or backfilled) wait in DEFAULT: deleted row by row."""
     for table, (at, key_table, _) in PARTITIONED.items():
         await _delete_before(conn, table, _named(table, f"{table}_default"), at, cutoff, archive, report)
         await conn.execute(sa.text(f"DELETE FROM {key_table} WHERE {at} < :cutoff"), {"cutoff": cutoff})
