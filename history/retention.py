@@ -130,7 +130,7 @@ async def _drop_partition(
     if archive is not None:
         async with engine.connect() as conn:
             query = sa.select(_named(partition.table, partition.name))
-            report.archived.append(await _archive(conn, query, archive / f"{partition.name}.parquet"))
+            await _archive(conn, query, archive / f"{partition.name}.parquet", report)
     at, key_table, _ = PARTITIONED[partition.table]
     async with engine.begin() as conn:
         await conn.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
@@ -173,7 +173,7 @@ async def _delete_before(
         for month in await _months_before(conn, column, cutoff):
             window = (column >= month.month.timestamp()) & (column < min(month.end, cutoff).timestamp())
             query = sa.select(target).where(window)
-            report.archived.append(await _archive(conn, query, archive / f"{name}_{month.month:%Y_%m}.parquet"))
+            await _archive(conn, query, archive / f"{name}_{month.month:%Y_%m}.parquet", report)
     # The time bound through the column's own type (EpochSeconds), so SQLite compares its text alike.
     deleted = await conn.execute(sa.delete(target).where(column < cutoff.timestamp()))
     report.deleted_rows[name] = report.deleted_rows.get(name, 0) + deleted.rowcount
@@ -190,15 +190,18 @@ async def _months_before(conn: AsyncConnection, column: sa.ColumnClause[Any], cu
     return months
 
 
-async def _archive(conn: AsyncConnection, query: sa.Select[Any], path: Path) -> Path:
-    """Write the rows of `query` to a Parquet file (complete, or not at all) before they are removed."""
+async def _archive(conn: AsyncConnection, query: sa.Select[Any], path: Path, report: RetentionReport) -> None:
+    """Write the rows of `query` to a Parquet file (complete, or not at all) before they are removed; no
+    file for no rows."""
     result = await conn.execute(query)
     names = list(result.keys())
     rows = [dict(zip(names, row, strict=True)) for row in result]
+    if not rows:
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".parquet.partial")
-    pq.write_table(pa.Table.from_pylist(rows) if rows else pa.table({n: [] for n in names}), partial)
+    pq.write_table(pa.Table.from_pylist(rows), partial)
     if pq.ParquetFile(partial).metadata.num_rows != len(rows):
         raise OSError(f"the archive {partial} does not hold the {len(rows)} rows written")
     partial.replace(path)
-    return path
+    report.archived.append(path)
