@@ -22,7 +22,9 @@ changes nothing.
   partition later moves that month's rows out of it (history.partitions).
 - Existing rows are copied into the new tables inside the migration's transaction (PostgreSQL DDL is
   transactional: a failure leaves the 0002 tables as they were). It rewrites both tables, under an
-  exclusive lock: on a large history, run it in a maintenance window.
+  exclusive lock: on a large history, run it in a maintenance window. Stop the previous release's
+  writers first (service and drainers): they would insert contacts without claiming their keys, which
+  a later retry of the same contact could then not see.
 
 Downgrade copies the rows back into unpartitioned tables with the 0002 keys and drops the key tables. Rows
 that only the partitioned keys allowed cannot exist (the key tables enforced the old keys), so nothing is
