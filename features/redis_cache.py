@@ -89,6 +89,7 @@ class RedisCustomerCache:
         self._put = client.register_script(redis_scripts.PUT_FEATURES)
         self._append = client.register_script(redis_scripts.APPEND_EVENTS)
         self._apply = client.register_script(redis_scripts.APPLY_UPDATES)
+        self._store = client.register_script(redis_scripts.STORE_SUMMARY)
 
     def features_key(self, customer_id: str) -> str:
         return f"{self.prefix}:c:{{{customer_id}}}"
@@ -158,14 +159,9 @@ class RedisCustomerCache:
             await self._append(keys=[self.summary_key(customer_id)], args=args)
 
     async def store_summary(self, customer_id: str, summary: HistorySummary) -> None:
-        """Replace the summary (one MULTI/EXEC: readers see the old one or the new one)."""
-        key = self.summary_key(customer_id)
+        """Replace the summary (one Lua call: readers see the old one or the new one)."""
         rows = [orjson.dumps(e.to_row()) for e in summary.events]
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.delete(key)
-            pipe.rpush(key, SUMMARY_HEADER, *rows)
-            pipe.expire(key, self.summary_ttl)
-            await pipe.execute()
+        await self._store(keys=[self.summary_key(customer_id)], args=[self.summary_ttl, SUMMARY_HEADER, *rows])
 
     async def count(self) -> int:
         """How many customers have features: a SCAN over the prefix, O(keys), for admin use only."""

@@ -53,6 +53,28 @@ MAX_PAUSE = 5.0  # seconds between retries while SQL or Redis is down
 MAX_STRIKES = 3  # failures of an entry stored alone, with SQL up, before it is dead-lettered
 Entry = tuple[bytes, dict[bytes, bytes]]  # (stream id, fields) as redis-py returns it
 
+# KEYS[1] the stream, KEYS[2..] pending index hashes; ARGV[1] the group, ARGV[2] n, ARGV[3 .. 2+n] entry ids,
+# then for each index hash: a count, then that many fields. XACK + XDEL + HDEL atomically (what a MULTI
+# did; redis-py's asyncio cluster client runs each command of a MULTI on a thread of its own, blocking the
+# event loop), in chunks that stay under Lua's limit on unpacked arguments.
+_ACK = """
+local function chunks(first, last, run)
+  for i = first, last, 1000 do run(i, math.min(i + 999, last)) end
+end
+local n = tonumber(ARGV[2])
+chunks(3, 2 + n, function(i, j)
+  redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, i, j))
+  redis.call('XDEL', KEYS[1], unpack(ARGV, i, j))
+end)
+local at = 3 + n
+for k = 2, #KEYS do
+  local count = tonumber(ARGV[at])
+  chunks(at + 1, at + count, function(i, j) redis.call('HDEL', KEYS[k], unpack(ARGV, i, j)) end)
+  at = at + count + 1
+end
+return n
+"""
+
 
 @dataclass(slots=True)
 class _Readable:
@@ -116,6 +138,7 @@ class Drainer:
         self._claim_cursor = b"0-0"
         self._claim_due = 0.0
         self._strikes: dict[bytes, int] = {}
+        self._ack_script = client.register_script(_ACK)
 
     async def start(self) -> None:
         """Create the group if missing (from the stream's first entry: nothing written before is skipped),
@@ -277,16 +300,15 @@ class Drainer:
             await pipe.execute()
 
     async def _ack(self, ids: Sequence[bytes], settled: Sequence[tuple[str, Any]]) -> None:
-        """Acknowledge and delete the entries, and take them out of the pending index, in one MULTI: after
+        """Acknowledge and delete the entries, and take them out of the pending index, in one script: after
         their SQL commit, so that a reader asking the index first, then SQL, finds each of them."""
         if not ids:
             return
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.xack(self.stream, self.group, *ids)
-            pipe.xdel(self.stream, *ids)
-            for key, fields in self.index.cleanup(settled).items():
-                pipe.hdel(key, *fields)
-            await pipe.execute()
+        cleanup = self.index.cleanup(settled)
+        args: list[Any] = [self.group, len(ids), *ids]
+        for fields in cleanup.values():
+            args += [len(fields), *fields]
+        await self._ack_script(keys=[self.stream, *cleanup], args=args)
 
     # --- the loop -----------------------------------------------------------------------------------
 
