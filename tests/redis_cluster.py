@@ -118,3 +118,20 @@ def _wait(ready: Callable[[], bool], deadline: float, failure: str) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(failure)
         time.sleep(0.05)
+
+
+def main() -> None:
+    """`python -m tests.redis_cluster`: start a cluster for benchmarks, print its URL, stop on Ctrl-C."""
+    cluster = start_cluster()
+    print(cluster.url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    main()
