@@ -125,9 +125,23 @@ async def open_history(settings: Settings) -> SqlHistory:
     )
     await history.start()
     if settings.database_url.startswith("postgresql"):
-        # This month's and next month's partitions, in case the daily `nbo history partitions` has not run.
-        await ensure_partitions(history.engine, ahead=1)
+        await ensure_current_partitions(history)
     return history
+
+
+async def ensure_current_partitions(history: SqlHistory) -> None:
+    """This month's and next month's partitions, in case the daily `nbo history partitions` has not run.
+
+    Best effort: a row without its month's partition still lands in the DEFAULT partition, so a failure
+    here (PostgreSQL not reachable yet, a lock held too long) is logged and start-up goes on.
+    """
+    try:
+        created = await ensure_partitions(history.engine, ahead=1)
+    except Exception as error:  # the service can still record everything: see the docstring
+        log.warning("history partitions not checked at start", extra={"error": repr(error)})
+        return
+    if created:
+        log.info("history partitions created", extra={"partitions": [p.name for p in created]})
 
 
 async def open_cache(

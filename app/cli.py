@@ -142,18 +142,23 @@ def history_drain(batch: Annotated[int, typer.Option(help="Stream entries per SQ
 
 @history_cli.command("partitions")
 def history_partitions(
-    ahead: Annotated[int, typer.Option(help="Months after the current one to create now")] = 3,
+    ahead: Annotated[int, typer.Option(min=0, help="Months after the current one to create now")] = 3,
 ) -> None:
     """Create the monthly history partitions (PostgreSQL) of this month and the next N; run it daily."""
     from app.history_maintenance import create_partitions
 
-    for line in asyncio.run(create_partitions(Settings(), ahead)):
+    try:
+        lines = asyncio.run(create_partitions(Settings(), ahead))
+    except RuntimeError as error:  # not partitioned: the database is not at migration 0005 yet
+        typer.echo(f"not done: {error}", err=True)
+        raise typer.Exit(code=1) from None
+    for line in lines:
         typer.echo(line)
 
 
 @history_cli.command("retain")
 def history_retain(
-    months: Annotated[int, typer.Option(help="Whole months kept before the current one")],
+    months: Annotated[int, typer.Option(min=1, help="Whole months kept before the current one")],
     archive: Annotated[Path | None, typer.Option(help="Write what is removed to Parquet files here first")] = None,
 ) -> None:
     """Remove the contact history older than N months (drops whole partitions on PostgreSQL); refuses to
