@@ -63,7 +63,12 @@ def generated() -> list[DecisionRecord]:
 async def record_all(history: SqlHistory, made: list[DecisionRecord]) -> None:
     for d in made:
         assert await history.record_decision(d)
-        answer = response(f"r-{d.decision_id}", "card_cashback", d.decision_id, d.at + 3600, customer=d.customer_id)
+        # Declines: the catalogue's decline_cool_off counts them, so the summaries compared below carry
+        # what the policy suppresses on.
+        answer = response(
+            f"r-{d.decision_id}", "card_cashback", d.decision_id, d.at + 3600, customer=d.customer_id,
+            outcome=Outcome.DECLINED,
+        )  # fmt: skip
         assert await history.record_response(answer)
 
 
@@ -169,6 +174,7 @@ async def test_retain_drops_exactly_the_old_partitions_and_keeps_what_policies_r
     await record_all(history, made)
     catalogue = load_catalogue(CATALOGUE)
     summaries = {c: await history.summary(c, since=NOW - 67 * DAY) for c in CUSTOMERS}
+    assert all(any(e.outcome is Outcome.DECLINED for e in s.events) for s in summaries.values())
 
     with pytest.raises(RetentionRefused, match=rf"decline_cool_off.*--months {KEEP}"):
         plan_retention(catalogue, months=KEEP - 1, now=NOW)
