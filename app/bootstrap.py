@@ -12,8 +12,6 @@ import logging
 import time
 from dataclasses import dataclass
 
-from redis.asyncio import BlockingConnectionPool, Redis
-
 from app.settings import Settings, redact_url
 from coordination.breaker import OPEN, CircuitBreaker
 from coordination.budgets import InMemoryBudgetCounter, RedisBudgetCounter
@@ -34,7 +32,9 @@ from features.files import read_feature_file
 from features.memory import InMemoryCustomerCache
 from features.prescored import RedisPrescoredFallback
 from features.redis_cache import RedisCustomerCache
+from features.redis_client import redis_client
 from history.migrate import upgrade
+from history.partitions import ensure_partitions
 from history.spooled import SpooledHistory
 from history.sql import SqlHistory
 from history.stream import StreamHistory
@@ -208,7 +208,24 @@ async def open_history(settings: Settings) -> SqlHistory:
         sqlite_synchronous=settings.sqlite_synchronous,
     )
     await history.start()
+    if settings.database_url.startswith("postgresql"):
+        await ensure_current_partitions(history)
     return history
+
+
+async def ensure_current_partitions(history: SqlHistory) -> None:
+    """This month's and next month's partitions, in case the daily `nbo history partitions` has not run.
+
+    Best effort: a row without its month's partition still lands in the DEFAULT partition, so a failure
+    here (PostgreSQL not reachable yet, a lock held too long) is logged and start-up goes on.
+    """
+    try:
+        created = await ensure_partitions(history.engine, ahead=1)
+    except Exception as error:  # the service can still record everything: see the docstring
+        log.warning("history partitions not checked at start", extra={"error": repr(error)})
+        return
+    if created:
+        log.info("history partitions created", extra={"partitions": [p.name for p in created]})
 
 
 async def open_cache(
@@ -221,16 +238,13 @@ async def open_cache(
         return cache, InMemoryBudgetCounter(), LocalCustomerLock()
     # A bounded pool: under a spike, requests wait for a connection instead of opening hundreds.
     # Every call is bounded (NBO_REDIS_*_TIMEOUT_MS): a slow or gone Redis costs milliseconds, then the
-    # breaker stops calling it. Waiting for a free connection is bounded alike.
+    # breaker stops calling it. Waiting for a free connection is bounded alike. `redis+cluster://` selects
+    # the Redis Cluster client (features/redis_client.py).
     connect, read = settings.redis_connect_timeout_ms / 1000, settings.redis_socket_timeout_ms / 1000
-    pool = BlockingConnectionPool.from_url(
-        settings.redis_url,
-        max_connections=64,
-        timeout=connect + read,
-        socket_connect_timeout=connect,
+    client = redis_client(
+        settings.redis_url, max_connections=64, timeout=connect + read, socket_connect_timeout=connect,
         socket_timeout=read,
-    )
-    client = Redis(connection_pool=pool)
+    )  # fmt: skip
     names = [f.name for f in catalogue.features]
     cache = RedisCustomerCache(client, feature_names=names, prefix=settings.redis_prefix)
     return (

@@ -22,7 +22,7 @@ catalogue_cli = typer.Typer(help="The offer catalogue.", no_args_is_help=True)
 db_cli = typer.Typer(help="The contact history database.", no_args_is_help=True)
 cli.add_typer(features_cli, name="features")
 cli.add_typer(catalogue_cli, name="catalogue")
-history_cli = typer.Typer(help="The write-behind history stream.", no_args_is_help=True)
+history_cli = typer.Typer(help="The contact history: write-behind drain, partitions, retention.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(history_cli, name="history")
 cli.add_typer(models_cli, name="models")
@@ -216,6 +216,41 @@ def _epoch(text: str | None, option: str) -> float | None:
     except ValueError:
         raise typer.BadParameter(f"{option}: not an ISO date or datetime: {text!r}") from None
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+@history_cli.command("partitions")
+def history_partitions(
+    ahead: Annotated[int, typer.Option(min=0, help="Months after the current one to create now")] = 3,
+) -> None:
+    """Create the monthly history partitions (PostgreSQL) of this month and the next N; run it daily."""
+    from app.history_maintenance import create_partitions
+
+    try:
+        lines = asyncio.run(create_partitions(Settings(), ahead))
+    except RuntimeError as error:  # not partitioned: the database is not at migration 0005 yet
+        typer.echo(f"not done: {error}", err=True)
+        raise typer.Exit(code=1) from None
+    for line in lines:
+        typer.echo(line)
+
+
+@history_cli.command("retain")
+def history_retain(
+    months: Annotated[int, typer.Option(min=1, help="Whole months kept before the current one")],
+    archive: Annotated[Path | None, typer.Option(help="Write what is removed to Parquet files here first")] = None,
+) -> None:
+    """Remove the contact history older than N months (drops whole partitions on PostgreSQL); refuses to
+    remove what the catalogue's contact policies and response windows still read."""
+    from app.history_maintenance import retain_history
+    from history.retention import RetentionRefused
+
+    try:
+        lines = asyncio.run(retain_history(Settings(), months, archive))
+    except RetentionRefused as refused:
+        typer.echo(f"refused: {refused}", err=True)
+        raise typer.Exit(code=1) from None
+    for line in lines:
+        typer.echo(line)
 
 
 @db_cli.command("upgrade")

@@ -40,7 +40,7 @@ from tests.conftest import PG_SERVER, REDIS_URL, pg_async_url, pg_run
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = ROOT / "tests" / "fixtures" / "stack_catalogue"
 SESSION = f"nbo-e2e-{uuid.uuid4().hex[:8]}"
-HISTORY_TABLES = ("decisions", "contacts", "responses")
+HISTORY_TABLES = ("decisions", "contacts", "responses", "contact_keys", "response_keys")  # keys: migration 0005
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------------
