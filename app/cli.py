@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from app.keys_cli import keys_cli
 from app.settings import Settings
 
 cli = typer.Typer(help="Next-best-offer decision service.", no_args_is_help=True)
@@ -23,6 +24,7 @@ cli.add_typer(catalogue_cli, name="catalogue")
 history_cli = typer.Typer(help="The write-behind history stream.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(history_cli, name="history")
+cli.add_typer(keys_cli, name="keys")
 
 
 @cli.command()

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 
+from app.auth import install_auth_handlers, open_auth
 from app.errors import error_kind, error_response
 from app.metrics import MetricsMiddleware
 from app.routes import router
@@ -43,8 +44,15 @@ def create_app(settings: Settings | None = None, service_factory: ServiceFactory
         service = await factory(settings, metrics)
         app.state.service = service
         try:
+            # After the service: its start migrates the embedded database, where the keys live too.
+            app.state.auth, close_auth = await open_auth(settings)
+        except BaseException:
+            await service.close()
+            raise
+        try:
             yield
         finally:
+            await close_auth()
             await service.close()
 
     app = FastAPI(
@@ -57,6 +65,7 @@ def create_app(settings: Settings | None = None, service_factory: ServiceFactory
     app.state.metrics = metrics
     app.include_router(router)
     _install_error_handlers(app)
+    install_auth_handlers(app, _count)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
