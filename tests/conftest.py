@@ -50,7 +50,7 @@ async def redis_client() -> AsyncIterator[Redis]:
 
 
 PG_SERVER = os.environ.get("NBO_TEST_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
-PG_HISTORY_TABLES = ("decisions", "contacts", "responses")
+PG_HISTORY_TABLES = ("decisions", "contacts", "responses", "api_keys")
 
 
 def pg_run(coro: Coroutine[Any, Any, Any]) -> Any:
