@@ -29,6 +29,7 @@ from app.schemas import (
     Identifier,
     OfferOut,
     OffersOut,
+    ReadyOut,
     ResponseIn,
     ResponseOut,
     SendOut,
@@ -136,18 +137,24 @@ async def get_offers(service: Service, caller: Authenticated) -> OffersOut:
 
 @router.get("/healthz", tags=["operations"])
 async def healthz() -> dict[str, str]:
+    """The process is up. Open: no key."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["operations"])
+@router.get("/readyz", response_model=ReadyOut, responses={503: {"model": ReadyOut}}, tags=["operations"])
 async def readyz(service: Service) -> JSONResponse:
+    """Whether every store answers (503 while one does not). Open: no key."""
     checks = await service.readiness()
     ready = all(checks.values())
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
-@router.get("/metrics", tags=["operations"])
+METRICS_CONTENT = {200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus"}}
+
+
+@router.get("/metrics", response_class=Response, responses=METRICS_CONTENT, tags=["operations"])
 async def metrics(request: Request) -> Response:
+    """Prometheus metrics. Open (no key), like /healthz and /readyz: keep it behind the network."""
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
