@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.auth import install_auth_handlers, open_auth
 from app.errors import error_kind, error_response
@@ -26,6 +27,8 @@ from service.service import DecisionService
 
 log = logging.getLogger("nbo.app")
 STORE_FAILURES: tuple[type[Exception], ...] = (HistoryWriteError, DBAPIError, RedisError, OSError)
+
+HTTP_KINDS = {404: "not_found", 405: "method_not_allowed"}
 
 ServiceFactory = Callable[[Settings, Metrics], Awaitable[DecisionService]]
 
@@ -84,6 +87,17 @@ def _install_error_handlers(app: FastAPI) -> None:
         detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         _count(request, "validation")
         return JSONResponse({"error": "validation", "detail": detail}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own refusals (a body that is not even text, an unknown path or method) in our one shape.
+        if exc.status_code == 400:
+            # A body FastAPI could not parse (e.g. bytes that are not UTF-8): invalid input, as bad JSON is.
+            _count(request, "validation")
+            detail = [{"loc": ["body"], "msg": "the body could not be parsed as JSON", "type": "json_invalid"}]
+            return JSONResponse({"error": "validation", "detail": detail}, status_code=422)
+        kind = HTTP_KINDS.get(exc.status_code, "http_error")
+        return JSONResponse({"error": kind, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
