@@ -61,7 +61,11 @@ def create_app(settings: Settings | None = None, service_factory: ServiceFactory
     app = FastAPI(
         title="NBO decision service",
         version="0.1.0",
-        description="Real-time next-best-offer decisions with contact policies and a unified contact history.",
+        description=(
+            "Real-time next-best-offer decisions with contact policies and a unified contact history. "
+            "/v1 needs `Authorization: Bearer KEY` (keys from `nbo keys create`, with scopes and channels) "
+            "unless the service runs with NBO_AUTH=none; /healthz, /readyz and /metrics are open."
+        ),
         lifespan=lifespan,
     )
     app.state.settings = settings

@@ -52,7 +52,11 @@ Service = Annotated[DecisionService, Depends(get_service)]
 _ERROR = {"model": ErrorOut}
 # Every error a /v1 route can answer, each with the one JSON shape of app/errors.py and app/auth.py.
 ERRORS: dict[int | str, dict[str, object]] = {
-    401: {**_ERROR, "description": "no valid API key (`WWW-Authenticate: Bearer`)"},
+    401: {
+        **_ERROR,
+        "description": "no valid API key",
+        "headers": {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
+    },
     403: {**_ERROR, "description": "the key lacks the scope, or may not use the channel"},
     404: _ERROR,
     413: {**_ERROR, "description": "the body is over NBO_MAX_BODY_BYTES"},
