@@ -7,14 +7,16 @@ it); nothing else ever shows it or its hash.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 
 from app.settings import Settings
 from history.keys import SCOPES, ApiKey, KeyRefused, SqlKeyStore
 
+T = TypeVar("T")
 keys_cli = typer.Typer(help="API keys of the calling systems (scopes and channels).", no_args_is_help=True)
 
 
@@ -44,7 +46,7 @@ def keys_create(
 @keys_cli.command("list")
 def keys_list() -> None:
     """Every key: name, id, scopes, channels, created, revoked (never the key or its hash)."""
-    keys = asyncio.run(_with_store(Settings(), lambda s: s.list()))
+    keys = asyncio.run(_with_store(Settings(), lambda s: s.list_keys()))
     rows = [("name", "id", "scopes", "channels", "created", "revoked")]
     rows += [(k.name, k.key_id, _scopes(k), _channels(k), _when(k.created_at), _when(k.revoked_at)) for k in keys]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -63,7 +65,7 @@ def keys_revoke(name_or_id: Annotated[str, typer.Argument(help="The key's name o
     typer.echo(f"revoked key {key.name} (id {key.key_id}) at {_when(key.revoked_at)}")
 
 
-async def _with_store(settings: Settings, action):  # type: ignore[no-untyped-def]
+async def _with_store(settings: Settings, action: Callable[[SqlKeyStore], Awaitable[T]]) -> T:
     if settings.database_url.startswith("sqlite"):
         # The embedded database is ours to migrate (as at service start); PostgreSQL: `nbo db upgrade`.
         from history.migrate import upgrade_async
@@ -87,7 +89,7 @@ def _check_channels(settings: Settings, channels: list[str]) -> None:
         _refuse(f"unknown channels {unknown}: the catalogue has {', '.join(sorted(known))}")
 
 
-def _refuse(message: str) -> None:
+def _refuse(message: str) -> NoReturn:
     typer.echo(f"refused: {message}", err=True)
     raise typer.Exit(code=2)
 

@@ -141,7 +141,7 @@ class SqlKeyStore:
             return None
         return _key_from(row)
 
-    async def list(self) -> list[ApiKey]:
+    async def list_keys(self) -> list[ApiKey]:
         """Every key, revoked ones included, oldest first."""
         async with self.engine.connect() as conn:
             rows = (await conn.execute(sa.select(api_keys).order_by(api_keys.c.created_at))).mappings().all()

@@ -71,7 +71,7 @@ async def test_a_revoked_key_is_not_verified_and_stays_listed(store: SqlKeyStore
     assert await store.verify(key) is None
     again = await store.revoke(created.key_id)  # by id too; a second revocation keeps the first time
     assert again.revoked_at == revoked.revoked_at
-    assert [k.name for k in await store.list()] == ["call_centre"]
+    assert [k.name for k in await store.list_keys()] == ["call_centre"]
 
 
 async def test_list_is_oldest_first_and_names_are_unique(store: SqlKeyStore):
@@ -79,7 +79,7 @@ async def test_list_is_oldest_first_and_names_are_unique(store: SqlKeyStore):
     await store.create("campaign_tool", {"contacts", "decide"}, {"email", "sms"})
     with pytest.raises(KeyRefused, match="exists"):
         await store.create("web_bank", {"decide"}, {"web"})
-    assert [k.name for k in await store.list()] == ["web_bank", "campaign_tool"]
+    assert [k.name for k in await store.list_keys()] == ["web_bank", "campaign_tool"]
 
 
 @pytest.mark.parametrize(
@@ -94,7 +94,7 @@ async def test_list_is_oldest_first_and_names_are_unique(store: SqlKeyStore):
 async def test_a_bad_key_is_refused_before_anything_is_stored(store: SqlKeyStore, name, scopes, channels, message):
     with pytest.raises(KeyRefused, match=message):
         await store.create(name, scopes, channels)
-    assert await store.list() == []
+    assert await store.list_keys() == []
 
 
 async def test_revoking_an_unknown_key_is_refused(store: SqlKeyStore):
@@ -110,7 +110,7 @@ async def test_the_keys_migration_downgrades_to_0002_and_upgrades_again(store: S
     assert "api_keys" not in tables and "contacts" in tables
     await asyncio.to_thread(upgrade, keys_url)
     await store.start()
-    assert await store.list() == []
+    assert await store.list_keys() == []
 
 
 async def table_names(url: str) -> set[str]:
