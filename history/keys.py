@@ -96,7 +96,8 @@ class SqlKeyStore:
     async def start(self) -> None:
         if self._engine is None:
             options = {"pool_size": 2, "max_overflow": 4, "pool_pre_ping": True} if "postgresql" in self.url else {}
-            self._engine = make_engine(self.url, **options)
+            # A database error quotes its statement's parameters: a key's hash must not reach a traceback.
+            self._engine = make_engine(self.url, hide_parameters=True, **options)
 
     async def close(self) -> None:
         engine, self._engine = self._engine, None
@@ -119,7 +120,8 @@ class SqlKeyStore:
             "name": name,
             "key_hash": hash_key(key),
             "scopes": sorted(row.scopes),
-            "channels": None if row.channels is None else sorted(row.channels),
+            # SQL NULL, not the JSON value null, stands for every channel.
+            "channels": sa.null() if row.channels is None else sorted(row.channels),
             "created_at": row.created_at,
         }
         try:

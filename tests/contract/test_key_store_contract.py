@@ -120,3 +120,13 @@ async def table_names(url: str) -> set[str]:
             return set(await conn.run_sync(lambda sync: sa.inspect(sync).get_table_names()))
     finally:
         await engine.dispose()
+
+
+async def test_every_channel_is_sql_null_and_errors_never_quote_the_hash(store: SqlKeyStore):
+    _, key = await store.create("console", {"admin"}, None)
+    async with store.engine.connect() as conn:
+        assert (await conn.execute(sa.select(sa.func.count()).where(api_keys.c.channels.is_(None)))).scalar() == 1
+        with pytest.raises(sa.exc.IntegrityError) as refused:  # the same id twice: the error names no value
+            await conn.execute(api_keys.insert().values(key_id=key_id_of(key), name="x", key_hash=hash_key(key),
+                                                        scopes=[], created_at=0.0))  # fmt: skip
+    assert hash_key(key) not in str(refused.value)
