@@ -19,6 +19,7 @@ refused for up to that time after its creation.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
@@ -76,24 +77,40 @@ class Caller:
 class KeyVerifier:
     """Verifies keys against a `KeyLookup`, remembering each answer for `ttl` seconds.
 
-    The cache is keyed by the key's SHA-256, so no key is held in memory past its request.
+    The cache is keyed by the key's SHA-256, so no key is held in memory past its request. Concurrent
+    requests with the same uncached key share one lookup: a burst of thousands of requests at start (or
+    when an entry expires) makes one database call, not one each (which would exhaust the pool).
     """
 
     def __init__(self, lookup: KeyLookup, ttl: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._lookup, self._ttl, self._clock = lookup, ttl, clock
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+        self._pending: dict[str, asyncio.Future[ApiKey | None]] = {}
 
     async def verify(self, key: str) -> ApiKey | None:
         digest = hashlib.sha256(key.encode()).hexdigest()
-        now = self._clock()
         cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
+        if cached is not None and cached[0] > self._clock():
             return cached[1]
+        pending = self._pending.get(digest)
+        if pending is None:
+            pending = asyncio.ensure_future(self._look_up(key, digest))
+            self._pending[digest] = pending
+            pending.add_done_callback(lambda done: self._settle(digest, done))
+        # Shielded: a caller that goes away must not cancel the lookup the others wait for.
+        return await asyncio.shield(pending)
+
+    async def _look_up(self, key: str, digest: str) -> ApiKey | None:
         found = await self._lookup.verify(key)
         if len(self._cache) >= MAX_CACHED_KEYS:
             self._cache.clear()
-        self._cache[digest] = (now + self._ttl, found)
+        self._cache[digest] = (self._clock() + self._ttl, found)
         return found
+
+    def _settle(self, digest: str, done: asyncio.Future[ApiKey | None]) -> None:
+        self._pending.pop(digest, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here too: every waiter may have gone away
 
 
 async def open_auth(settings: Settings) -> tuple[KeyVerifier | None, Callable[[], Awaitable[None]]]:

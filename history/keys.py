@@ -137,8 +137,12 @@ class SqlKeyStore:
         if key_id is None:
             return None
         query = sa.select(api_keys).where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).mappings().first()
+        try:
+            async with self.engine.connect() as conn:
+                row = (await conn.execute(query)).mappings().first()
+        except sa.exc.TimeoutError as error:
+            # No pooled connection in time: the store is unavailable (an OSError: the service answers 503).
+            raise TimeoutError("no key store connection available") from error
         if row is None or not hmac.compare_digest(row["key_hash"], hash_key(key)):
             return None
         return _key_from(row)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from app import auth
@@ -60,3 +62,41 @@ def test_a_caller_is_held_to_its_scopes_and_channels():
     with pytest.raises(Forbidden, match="may not use channel 'call_centre'"):
         caller.require_channel("call_centre")
     Caller(None).require_scope("admin")  # NBO_AUTH=none: everything allowed
+
+
+class GatedLookup(CountingLookup):
+    """Answers only once the gate opens, so that many verifications are in flight together."""
+
+    def __init__(self, known: dict[str, ApiKey]) -> None:
+        super().__init__(known)
+        self.gate = asyncio.Event()
+
+    async def verify(self, key: str) -> ApiKey | None:
+        await self.gate.wait()
+        return await super().verify(key)
+
+
+async def test_a_burst_of_requests_with_one_uncached_key_makes_one_lookup():
+    lookup = GatedLookup({"k": WEB_BANK})
+    verifier = KeyVerifier(lookup, ttl=2.0, clock=lambda: 0.0)
+    burst = [asyncio.create_task(verifier.verify("k")) for _ in range(500)]
+    await asyncio.sleep(0)
+    burst[0].cancel()  # a caller that went away does not cancel the others' lookup
+    lookup.gate.set()
+    answers = await asyncio.gather(*burst[1:])
+    assert answers == [WEB_BANK] * 499 and lookup.calls == 1
+
+
+async def test_a_failed_lookup_fails_its_waiters_and_the_next_request_tries_again():
+    class Down(CountingLookup):
+        async def verify(self, key: str) -> ApiKey | None:
+            self.calls += 1
+            raise ConnectionError("store down")
+
+    lookup = Down({})
+    verifier = KeyVerifier(lookup, ttl=2.0, clock=lambda: 0.0)
+    results = await asyncio.gather(*(verifier.verify("k") for _ in range(3)), return_exceptions=True)
+    assert all(isinstance(r, ConnectionError) for r in results) and lookup.calls == 1
+    with pytest.raises(ConnectionError):
+        await verifier.verify("k")
+    assert lookup.calls == 2
