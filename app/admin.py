@@ -1,26 +1,19 @@
 """Operator endpoints under /v1/admin: `POST /v1/admin/reload`.
 
-Access: `require_admin` is the hook for the API keys' `admin` scope. It lets every caller through today;
-the API-keys work replaces its body (or the `AdminOnly` alias) with the scope check, and every admin
-route already depends on it.
+Access: every admin route needs a key with the `admin` scope (`app.auth.Admin`; no key is needed where
+`NBO_AUTH=none`, the embedded development mode).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from app.auth import Admin
 from app.reloading import ReloadRefused
-
-
-def require_admin() -> None:
-    """Placeholder for the `admin` scope check (API keys): admits every caller until it is replaced."""
-
-
-AdminOnly = Annotated[None, Depends(require_admin)]
+from app.routes import ERRORS
+from app.schemas import ErrorOut
 
 admin_router = APIRouter()
 
@@ -34,10 +27,13 @@ class ReloadOut(BaseModel):
 @admin_router.post(
     "/v1/admin/reload",
     response_model=ReloadOut,
-    responses={422: {"description": "refused: every problem of the catalogue or the model"}},
+    responses={
+        **ERRORS,
+        422: {"model": ErrorOut, "description": "refused: every problem of the catalogue or the model"},
+    },
     tags=["operations"],
 )
-async def post_reload(request: Request, _: AdminOnly) -> ReloadOut | JSONResponse:
+async def post_reload(request: Request, _: Admin) -> ReloadOut | JSONResponse:
     """Reload the catalogue directory (with events.yaml) and the model pointer, as one swap.
 
     An invalid catalogue or a model that does not load is refused with its problems, listed as

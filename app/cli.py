@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from app.keys_cli import keys_cli
 from app.model_commands import admin_cli, models_cli
 from app.settings import Settings
 
@@ -27,6 +28,7 @@ cli.add_typer(db_cli, name="db")
 cli.add_typer(history_cli, name="history")
 cli.add_typer(models_cli, name="models")
 cli.add_typer(admin_cli, name="admin")
+cli.add_typer(keys_cli, name="keys")
 
 
 @cli.command()

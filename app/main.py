@@ -13,8 +13,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.admin import admin_router
+from app.auth import install_auth_handlers, open_auth
 from app.errors import error_kind, error_response
 from app.metrics import MetricsMiddleware
 from app.reloading import Reloader, watching
@@ -28,6 +30,8 @@ from service.service import DecisionService
 
 log = logging.getLogger("nbo.app")
 STORE_FAILURES: tuple[type[Exception], ...] = (HistoryWriteError, DBAPIError, RedisError, OSError, StoreUnavailable)
+
+HTTP_KINDS = {404: "not_found", 405: "method_not_allowed"}
 
 ServiceFactory = Callable[[Settings, Metrics], Awaitable[DecisionService]]
 
@@ -48,16 +52,27 @@ def create_app(settings: Settings | None = None, service_factory: ServiceFactory
         app.state.service = service
         app.state.reloader = reloader = Reloader(service, settings, metrics, pointer)
         try:
+            # After the service: its start migrates the embedded database, where the keys live too.
+            app.state.auth, close_auth = await open_auth(settings)
+        except BaseException:
+            await service.close()
+            raise
+        try:
             await _learn_at_start(reloader)
             async with watching(reloader):
                 yield
         finally:
+            await close_auth()
             await service.close()
 
     app = FastAPI(
         title="NBO decision service",
         version="0.1.0",
-        description="Real-time next-best-offer decisions with contact policies and a unified contact history.",
+        description=(
+            "Real-time next-best-offer decisions with contact policies and a unified contact history. "
+            "/v1 needs `Authorization: Bearer KEY` (keys from `nbo keys create`, with scopes and channels) "
+            "unless the service runs with NBO_AUTH=none; /healthz, /readyz and /metrics are open."
+        ),
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -65,6 +80,7 @@ def create_app(settings: Settings | None = None, service_factory: ServiceFactory
     app.include_router(router)
     app.include_router(admin_router)
     _install_error_handlers(app)
+    install_auth_handlers(app, _count)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
@@ -100,6 +116,17 @@ def _install_error_handlers(app: FastAPI) -> None:
         detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         _count(request, "validation")
         return JSONResponse({"error": "validation", "detail": detail}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own refusals (a body that is not even text, an unknown path or method) in our one shape.
+        if exc.status_code == 400:
+            # A body FastAPI could not parse (e.g. bytes that are not UTF-8): invalid input, as bad JSON is.
+            _count(request, "validation")
+            detail = [{"loc": ["body"], "msg": "the body could not be parsed as JSON", "type": "json_invalid"}]
+            return JSONResponse({"error": "validation", "detail": detail}, status_code=422)
+        kind = HTTP_KINDS.get(exc.status_code, "http_error")
+        return JSONResponse({"error": kind, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:

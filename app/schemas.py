@@ -208,5 +208,13 @@ class OffersOut(BaseModel):
 
 
 class ErrorOut(BaseModel):
+    """Every error answer: `error` is one of validation, not_found, too_large, unavailable, unauthorized,
+    forbidden, internal; `detail` says why (a list of fields for validation and too_large)."""
+
     error: str
     detail: Any = None
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    checks: dict[str, Any]

@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     access_log: bool = False
 
+    # API keys (app/auth.py): "keys" needs `Authorization: Bearer KEY` on /v1; "none" lets every caller in.
+    # Unset: "none" only in the embedded development mode (no Redis, not production), "keys" otherwise.
+    auth: Literal["keys", "none"] | None = None
+    # How long a verified key is trusted in process: a revocation reaches every replica within this time.
+    auth_cache_seconds: float = Field(2.0, ge=0, le=60)
+
     @model_validator(mode="after")
     def _production_needs_real_stores(self) -> Settings:
         if self.environment == "production" and (self.redis_url is None or self.database_url.startswith("sqlite")):
@@ -87,6 +93,19 @@ class Settings(BaseSettings):
                 "budgets and customer locks in its one process (run one worker, or set NBO_REDIS_URL to share them)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _production_needs_keys(self) -> Settings:
+        if self.environment == "production" and self.auth == "none":
+            raise ValueError("production refuses NBO_AUTH=none: callers must send API keys (nbo keys create)")
+        return self
+
+    @property
+    def auth_mode(self) -> Literal["keys", "none"]:
+        """NBO_AUTH, or its default: "none" in the embedded development mode only."""
+        if self.auth is not None:
+            return self.auth
+        return "none" if self.embedded and self.environment != "production" else "keys"
 
     @property
     def embedded(self) -> bool:

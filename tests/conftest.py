@@ -62,7 +62,7 @@ async def redis_test_client(url: str) -> AsyncIterator[RedisClient]:
 
 
 PG_SERVER = os.environ.get("NBO_TEST_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
-PG_HISTORY_TABLES = ("decisions", "contacts", "responses", "contact_keys", "response_keys")
+PG_HISTORY_TABLES = ("decisions", "contacts", "responses", "contact_keys", "response_keys", "api_keys")  # 0005, 0003
 
 
 def pg_run(coro: Coroutine[Any, Any, Any]) -> Any:

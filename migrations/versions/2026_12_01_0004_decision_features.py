@@ -1,11 +1,10 @@
 """Decisions keep the feature values they were decided on, and the feature schema's version.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01
 
-Reviewed by hand; runs on PostgreSQL and SQLite. Chained after 0002 here: the API keys migration (0003)
-is written elsewhere, and whoever merges both re-chains this one after it (only `down_revision` changes).
+Reviewed by hand; runs on PostgreSQL and SQLite. Follows the API keys (0003).
 - `decisions.features` (nullable JSON, plain `json` on PostgreSQL rather than JSONB: nothing queries
   inside it, and text keeps the array as compact as it was written): the validated customer feature
   values, a JSON array in the order of the catalogue's feature schema;
@@ -23,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-down_revision: str | Sequence[str] | None = "0002"
+down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
