@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from app.settings import Settings
 from history.keys import SCOPES, ApiKey, SqlKeyStore
 
 MAX_CACHED_KEYS = 10_000  # a flood of random keys must not grow the cache without bound
+
+log = logging.getLogger("nbo.auth")
 
 
 class KeyLookup(Protocol):
@@ -101,7 +104,18 @@ class KeyVerifier:
         return await asyncio.shield(pending)
 
     async def _look_up(self, key: str, digest: str) -> ApiKey | None:
-        found = await self._lookup.verify(key)
+        try:
+            found = await self._lookup.verify(key)
+        except Exception:
+            stale = self._cache.get(digest)
+            if stale is None:
+                raise
+            # The key store (the history database) is unreachable: the last answer stands until it answers
+            # again, so that a PostgreSQL outage, which the history's spool rides out, does not lock every
+            # caller out. A revocation made meanwhile takes effect when the store is back.
+            log.warning("key store unreachable: trusting the last answer for this key")
+            self._cache[digest] = (self._clock() + self._ttl, stale[1])
+            return stale[1]
         if len(self._cache) >= MAX_CACHED_KEYS:
             self._cache.clear()
         self._cache[digest] = (self._clock() + self._ttl, found)

@@ -63,7 +63,7 @@ async def test_redis_then_postgres_outage_under_load(stack: Stack, serve, proxie
     server = serve(NBO_REDIS_URL=redis_url, NBO_DATABASE_URL=database_url, NBO_SPOOL_DIR=str(tmp_path / "spool"))
     ledger, marks = Ledger(), {}
     timeout = aiohttp.ClientTimeout(total=5)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with aiohttp.ClientSession(timeout=timeout, headers=server.auth) as session:
 
         async def send(n: int) -> None:
             body = {"customer_id": customers[n % len(customers)], "channel": "web", "max_offers": 2}

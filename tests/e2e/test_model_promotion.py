@@ -33,13 +33,14 @@ def register_two(model_dir: Path) -> list[str]:
     return [m.version for m in registry.list_versions("nbo")]
 
 
-async def versions_served(url: str, customers: list[str]) -> list[str]:
+async def versions_served(server: ServiceProcess, customers: list[str]) -> list[str]:
     """The model version of one decision per customer, all in flight at once (both workers take some)."""
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=len(customers))) as session:
+    connector = aiohttp.TCPConnector(limit=len(customers))
+    async with aiohttp.ClientSession(connector=connector, headers=server.auth) as session:
 
         async def one(customer_id: str) -> str:
             body = {"customer_id": customer_id, "channel": "web"}
-            async with session.post(f"{url}/v1/decisions", json=body) as response:
+            async with session.post(f"{server.url}/v1/decisions", json=body) as response:
                 assert response.status == 200, await response.text()
                 return (await response.json())["model_version"]
 
@@ -53,7 +54,7 @@ async def test_a_promotion_reaches_every_worker_within_the_poll_interval(
     customers = stack.load_customers(tmp_path, 60)
     env = {"NBO_MODEL_POLL_SECONDS": str(POLL), "NBO_MODEL_COMPILED": "false"}
     server = serve(workers=2, **env)
-    assert set(await versions_served(server.url, customers)) == {first}
+    assert set(await versions_served(server, customers)) == {first}
     cpu_before = server.cpu_seconds()
 
     promoted = nbo_cli("models", "promote", second, env=stack.environ())
@@ -61,7 +62,7 @@ async def test_a_promotion_reaches_every_worker_within_the_poll_interval(
     promoted_at = time.time()
     await asyncio.sleep(POLL * 4)  # a poll, a model load off the event loop, on a busy shared machine
     for _ in range(3):
-        assert set(await versions_served(server.url, customers)) == {second}
+        assert set(await versions_served(server, customers)) == {second}
     cpu_used = {pid: s - cpu_before.get(pid, 0.0) for pid, s in server.cpu_seconds().items()}
     assert len(cpu_used) == 2 and min(cpu_used.values()) > 0.05, cpu_used  # both workers answered
 

@@ -33,7 +33,7 @@ async def test_rolling_restart_loses_nothing(stack: Stack, serve, tmp_path: Path
     customers = stack.load_customers(tmp_path, 100)
     servers = [serve(NBO_SPOOL_DIR=str(tmp_path / f"spool-{i}")) for i in range(2)]
     ledger, marks, retried = Ledger(), [], [0]
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10), headers=stack.auth) as session:
 
         async def send(n: int) -> None:
             body = {"customer_id": customers[n % 100], "channel": "web", "max_offers": 2, "request_id": f"r-{n}"}

@@ -100,3 +100,25 @@ async def test_a_failed_lookup_fails_its_waiters_and_the_next_request_tries_agai
     with pytest.raises(ConnectionError):
         await verifier.verify("k")
     assert lookup.calls == 2
+
+
+async def test_while_the_key_store_is_unreachable_the_last_answer_for_a_key_stands():
+    now, down = [0.0], [False]
+
+    class Flaky(CountingLookup):
+        async def verify(self, key: str) -> ApiKey | None:
+            self.calls += 1
+            if down[0]:
+                raise ConnectionError("store down")
+            return self.known.get(key)
+
+    lookup = Flaky({"k": WEB_BANK})
+    verifier = KeyVerifier(lookup, ttl=2.0, clock=lambda: now[0])
+    assert await verifier.verify("k") == WEB_BANK
+    down[0], now[0] = True, 5.0
+    assert await verifier.verify("k") == WEB_BANK  # PostgreSQL down: the key verified before still works
+    with pytest.raises(ConnectionError):
+        await verifier.verify("never-seen")  # nothing known of it: no answer to fall back on
+    down[0], now[0] = False, 10.0
+    lookup.known.clear()  # revoked while the store was down: seen once it answers
+    assert await verifier.verify("k") is None
