@@ -236,14 +236,14 @@ async def open_cache(
         customers = await load_features_file(settings, catalogue, cache)
         await warm_summaries(cache, history, customers)
         return cache, InMemoryBudgetCounter(), LocalCustomerLock()
-    # A bounded pool: under a spike, requests wait for a connection instead of opening hundreds.
-    # Every call is bounded (NBO_REDIS_*_TIMEOUT_MS): a slow or gone Redis costs milliseconds, then the
-    # breaker stops calling it. Waiting for a free connection is bounded alike. `redis+cluster://` selects
-    # the Redis Cluster client (features/redis_client.py).
+    # A bounded pool: under a spike, requests wait for a connection (NBO_REDIS_POOL_TIMEOUT_MS) instead of
+    # opening hundreds. Every call is bounded (NBO_REDIS_CONNECT/SOCKET_TIMEOUT_MS): a slow or gone Redis
+    # costs milliseconds, then the breaker stops calling it. `redis+cluster://` selects the Redis Cluster
+    # client (features/redis_client.py).
     connect, read = settings.redis_connect_timeout_ms / 1000, settings.redis_socket_timeout_ms / 1000
     client = redis_client(
-        settings.redis_url, max_connections=64, timeout=connect + read, socket_connect_timeout=connect,
-        socket_timeout=read,
+        settings.redis_url, max_connections=64, timeout=settings.redis_pool_timeout_ms / 1000,
+        socket_connect_timeout=connect, socket_timeout=read,
     )  # fmt: skip
     names = [f.name for f in catalogue.features]
     cache = RedisCustomerCache(client, feature_names=names, prefix=settings.redis_prefix)

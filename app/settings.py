@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     # `redis_breaker_failures` failures in a row Redis is not called at all for the cool-down (one probe then).
     redis_connect_timeout_ms: float = Field(250.0, gt=0)
     redis_socket_timeout_ms: float = Field(500.0, gt=0)
+    # How long a request waits for a free pooled connection. Not a Redis failure: under a burst the pool
+    # is busy while Redis is fine, so this is longer than a call's timeout and never degrades a decision
+    # by itself (the in-flight limit bounds how many wait).
+    redis_pool_timeout_ms: float = Field(5_000.0, gt=0)
     redis_breaker_failures: int = Field(3, ge=1)
     redis_breaker_cooldown_seconds: float = Field(2.0, gt=0)
     # PostgreSQL outages: the writes it cannot commit are kept in a local spool (history/spool.py) and

@@ -84,6 +84,7 @@ async def test_the_service_decides_on_a_cluster_in_write_behind_mode(
         redis_url=redis_cluster.url,
         redis_prefix=redis_test_prefix,
         history_mode="write_behind",
+        auth="none",  # keys are tested in tests/api; here the cluster is the point
     )
     app = create_app(settings, service_factory=factory_for(None))
     async with app.router.lifespan_context(app):
