@@ -65,7 +65,7 @@ async def record_list(
         result = await service.record_contacts(sends)
         outcome.received += result.received
         outcome.recorded += result.recorded
-        for answer in result.contacts:
+        for answer in result.sends:
             outcome.over_policies.update(answer.over_policies)
             outcome.over_budget += bool(answer.over_budget)
         if progress is not None:
