@@ -164,7 +164,7 @@ def prescore(
     out: Annotated[Path, typer.Option(help="The list to write (Parquet)")],
     top: Annotated[int, typer.Option(help="Offers per customer")] = 1,
     as_of: Annotated[str | None, typer.Option(help="Decision time, ISO 8601 (default: now, or the run's)")] = None,
-    features: Annotated[Path | None, typer.Option(help="Feature Parquet (default NBO_FEATURES_FILE)", exists=True)] = None,
+    features: Annotated[Path | None, typer.Option(help="Feature Parquet (NBO_FEATURES_FILE)", exists=True)] = None,
     to_postgres: Annotated[str | None, typer.Option(help="Also COPY the list into this table")] = None,
     to_redis: Annotated[bool, typer.Option(help="Also store the online fallback in Redis")] = False,
     engine: Annotated[str, typer.Option(help="inprocess or dask")] = "inprocess",

@@ -21,9 +21,11 @@ import pyarrow as pa
 from batch.job import PrescoreJob, loaded
 from batch.prefilter import Prefiltered, prefilter
 from batch.rows import RowsBuilder
+from batch.scoring import prescored
 from batch.stats import RunStats
 from decisioning.catalogue import Catalogue
 from decisioning.engine import Decision, DecisionRequest, decide
+from decisioning.plan import indices, plan_for
 from decisioning.quality import LoadReport, compile_schema, validate_columns
 from decisioning.summary import HistorySummary, HistoryView
 from decisioning.types import Context, CustomerFeatures
@@ -61,10 +63,12 @@ def prescore_partition(job: PrescoreJob, partition: Partition) -> PartitionResul
     views = _views(catalogue, summaries, job.as_of)
     pre = prefilter(catalogue, context, [c.values for c in customers], views)
     stats.eligible_pairs, stats.rule_suppressions = pre.eligible_pairs, pre.rule_drops
+    plan = plan_for(catalogue)
+    # Champion or challenger per customer, as online; every rule survivor scored in one model call.
+    scorers = prescored(scorer, customers, context, [[plan.offers[i] for i in indices(b)] for b in pre.bits])
     rows = RowsBuilder(job)
-    for customer, summary, view, bits in zip(customers, summaries, views, pre.bits, strict=True):
+    for customer, summary, view, bits, scoring in zip(customers, summaries, views, pre.bits, scorers, strict=True):
         request = DecisionRequest(job.decision_id(customer.customer_id), customer, context, job.top)
-        scoring = scorer.for_customer(customer.customer_id)  # champion or challenger, as online
         decision = decide(catalogue, request, summary, scoring, prefiltered=bits, view=view)
         reason = None if decision.offers else no_offer_reason(decision, bits, pre)
         rows.add(decision, reason)
