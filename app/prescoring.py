@@ -22,6 +22,7 @@ from batch.outbound import RecordedList, record_list
 from batch.outputs import copy_to_postgres, write_fallback
 from batch.run import RunResult, part_files, prescore, read_manifest
 from decisioning.summary import RETENTION_SECONDS, HistorySummary
+from history.migrate import upgrade
 from history.sql import SqlHistory
 from service.metrics import Metrics
 
@@ -85,6 +86,8 @@ def _as_of(text: str | None, run_dir: Path) -> float:
 async def history_summaries(database_url: str, as_of: float) -> dict[str, HistorySummary]:
     """Every customer's history summary, rebuilt from the contact history in two scans (as the embedded
     service warms its cache at start-up)."""
+    if database_url.startswith("sqlite"):  # the embedded database is ours to migrate, as at service start
+        await asyncio.to_thread(upgrade, database_url)
     history = SqlHistory(database_url)
     await history.start()
     try:
