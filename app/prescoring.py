@@ -21,6 +21,7 @@ from batch.job import PrescoreJob
 from batch.outbound import RecordedList, record_list
 from batch.outputs import copy_to_postgres, write_fallback
 from batch.run import RunResult, part_files, prescore, read_manifest
+from batch.sources import export_postgres_table
 from decisioning.summary import RETENTION_SECONDS, HistorySummary
 from history.migrate import upgrade
 from history.sql import SqlHistory
@@ -44,6 +45,7 @@ class PrescoreOptions:
     to_postgres: str | None = None
     to_redis: bool = False
     progress: bool = True
+    features_table: str | None = None  # a PostgreSQL table at NBO_DATABASE_URL instead of `features`
 
 
 def new_run_id() -> str:
@@ -64,10 +66,16 @@ def run_prescore(settings: Settings, options: PrescoreOptions) -> RunResult:
         run_id, settings.catalogue_dir, settings.model_dir, settings.model_name, options.channel, options.top,
         _as_of(options.as_of, run_dir), settings.model_compiled,
     )  # fmt: skip
+    features = options.features
+    if options.features_table:
+        features = run_dir / "input.parquet"
+        if not features.exists():  # a resumed run reads what its first attempt exported
+            run_dir.mkdir(parents=True, exist_ok=True)
+            asyncio.run(export_postgres_table(_libpq(settings), options.features_table, features))
     summaries = asyncio.run(history_summaries(settings.database_url, job.as_of))
     engine = engine_named(options.engine, workers=options.workers, scheduler=options.scheduler)
     try:
-        result = prescore(job, options.features, options.out, run_dir=run_dir, engine=engine,
+        result = prescore(job, features, options.out, run_dir=run_dir, engine=engine,
                           summaries=summaries, partition_size=options.partition_size,
                           progress=options.progress)  # fmt: skip
     finally:
@@ -81,6 +89,13 @@ def _as_of(text: str | None, run_dir: Path) -> float:
         return parse_as_of(text)
     manifest = read_manifest(run_dir)
     return float(manifest["job"]["as_of"]) if manifest else time.time()
+
+
+def _libpq(settings: Settings) -> str:
+    dsn = settings.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    if not dsn.startswith("postgresql://"):
+        raise ValueError("PostgreSQL input or output needs a PostgreSQL NBO_DATABASE_URL")
+    return dsn
 
 
 async def history_summaries(database_url: str, as_of: float) -> dict[str, HistorySummary]:
@@ -99,10 +114,7 @@ async def history_summaries(database_url: str, as_of: float) -> dict[str, Histor
 async def _outputs(settings: Settings, options: PrescoreOptions, job: PrescoreJob, run_dir: Path) -> None:
     files = part_files(run_dir)
     if options.to_postgres:
-        dsn = settings.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-        if not dsn.startswith("postgresql://"):
-            raise ValueError("--to-postgres needs a PostgreSQL NBO_DATABASE_URL")
-        copied = await copy_to_postgres(dsn, options.to_postgres, files, job.run_id)
+        copied = await copy_to_postgres(_libpq(settings), options.to_postgres, files, job.run_id)
         log.info("prescored list copied to PostgreSQL", extra={"table": options.to_postgres, "rows": copied})
     if options.to_redis:
         if settings.redis_url is None:

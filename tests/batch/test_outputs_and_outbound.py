@@ -88,3 +88,26 @@ async def test_recording_a_sent_list_is_idempotent_and_counts_against_the_caps(t
     result = prescore(job, tmp_path / "customers.parquet", tmp_path / "next.parquet", run_dir=tmp_path / "next",
                       engine=InProcessEngine(1), summaries=summaries, progress=False)  # fmt: skip
     assert result.stats.policy_suppressions.get("outbound_weekly_cap", 0) > 0
+
+
+async def test_features_from_a_postgres_table_give_the_same_list(tmp_path: Path, pg_url: str):
+    from batch.sources import export_postgres_table
+
+    out, _, _ = _list(tmp_path, DEMO, n=30)
+    features = pq.read_table(tmp_path / "customers.parquet")
+    dsn = pg_url.replace("postgresql+asyncpg://", "postgresql://")
+    table = f"features_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(dsn)
+    try:
+        types = {"string": "text", "double": "double precision", "int64": "bigint", "bool": "boolean"}
+        columns = ", ".join(f'"{f.name}" {types[str(f.type)]}' for f in features.schema)
+        await conn.execute(f"CREATE TABLE {table} ({columns})")
+        await conn.copy_records_to_table(table, records=[tuple(r.values()) for r in features.to_pylist()])
+        exported = await export_postgres_table(dsn, table, tmp_path / "exported.parquet", batch_size=7)
+        await conn.execute(f"DROP TABLE {table}")
+    finally:
+        await conn.close()
+    job = PrescoreJob("r-out", DEMO, tmp_path / "models", "nbo", "email", 2, AS_OF)
+    prescore(job, exported, tmp_path / "from-table.parquet", run_dir=tmp_path / "table-run", engine=InProcessEngine(1),
+             summaries={}, partition_size=25, progress=False)  # fmt: skip
+    assert pq.read_table(tmp_path / "from-table.parquet").to_pylist() == pq.read_table(out).to_pylist()
