@@ -162,7 +162,7 @@ class _Run:
         self.catalogue = catalogue
         self.request = request
         self.ctx = request.context
-        self.view = view or HistoryView(
+        self.view = view if view is not None else HistoryView(
             summary, self.ctx.now, catalogue.response_window_seconds, catalogue.confirmation_seconds
         )
         self.env = RuleEnv(request.customer.values, self.ctx, self.view)
