@@ -170,7 +170,8 @@ def main() -> None:
             else "NOT met"  # fmt: skip
         print(f"{engine}: {figures['customers']:,} customers x {OFFERS} offers in {figures['seconds']} s = "
               f"{figures['pairs_per_s']:,} pairs/s; peak {figures['driver_peak_mib']} MiB driver + "
-              f"{args.workers} x {figures['largest_worker_peak_mib']} MiB workers; 1M goal {goal} (extrapolated)")
+              f"{args.workers} x {figures['largest_worker_peak_mib']} MiB workers; 1M goal {goal}"
+              + ("" if args.customers == 1_000_000 else " (extrapolated)"))
 
 
 if __name__ == "__main__":
