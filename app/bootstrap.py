@@ -12,24 +12,38 @@ import logging
 import time
 from dataclasses import dataclass
 
-from redis.asyncio import BlockingConnectionPool, Redis
-
 from app.settings import Settings, redact_url
+from coordination.breaker import OPEN, CircuitBreaker
 from coordination.budgets import InMemoryBudgetCounter, RedisBudgetCounter
+from coordination.guarded import GuardedBudgets, GuardedCache, GuardedLocks, GuardedPrescored, redis_breaker
 from coordination.locks import LocalCustomerLock, RedisCustomerLock
 from decisioning.catalogue import Catalogue
-from decisioning.ports import BudgetCounter, ContactHistory, CustomerCache, CustomerLock, EventRules, Scorer
+from decisioning.ports import (
+    BudgetCounter,
+    ContactHistory,
+    CustomerCache,
+    CustomerLock,
+    EventRules,
+    PrescoredFallback,
+    Scorer,
+)
 from decisioning.summary import RETENTION_SECONDS, HistorySummary
 from features.files import read_feature_file
 from features.memory import InMemoryCustomerCache
+from features.prescored import RedisPrescoredFallback
 from features.redis_cache import RedisCustomerCache
+from features.redis_client import redis_client
 from history.migrate import upgrade
+from history.partitions import ensure_partitions
+from history.spooled import SpooledHistory
 from history.sql import SqlHistory
 from history.stream import StreamHistory
+from models.posterior import LearningScorer
 from models.prior import PriorScorer
 from models.registry import ModelNotFound, ModelRegistry
 from policies.events import load_event_rules
-from policies.loader import load_catalogue
+from policies.loader import load_catalogue, validate_catalogue
+from policies.problems import Problem
 from service.metrics import Metrics
 from service.service import DecisionService
 
@@ -50,6 +64,8 @@ class Adapters:
     history: ContactHistory
     budgets: BudgetCounter
     locks: CustomerLock
+    fallback: PrescoredFallback | None = None  # the batch's prescored offers, for degraded decisions
+    breaker: CircuitBreaker | None = None  # Redis's, shared by its ports
 
 
 async def open_adapters(settings: Settings) -> Adapters:
@@ -60,12 +76,39 @@ async def open_adapters(settings: Settings) -> Adapters:
     sql = await open_history(settings)
     cache, budgets, locks = await open_cache(settings, catalogue, sql)
     history = await write_behind(settings, cache, sql) if settings.history_mode == "write_behind" else sql
-    return Adapters(catalogue, events, scorer, cache, history, budgets, locks)
+    history = await spooled(settings, history)
+    fallback, breaker = guard_redis(settings, cache)
+    if breaker is not None:
+        cache, budgets, locks = (
+            GuardedCache(cache, breaker),
+            GuardedBudgets(budgets, breaker),
+            GuardedLocks(locks, breaker),
+        )
+    return Adapters(catalogue, events, scorer, cache, history, budgets, locks, fallback, breaker)
+
+
+async def spooled(settings: Settings, history: ContactHistory) -> ContactHistory:
+    """PostgreSQL in sync mode: the writes it cannot commit go to the local spool (NBO_SPOOL_DIR)."""
+    if settings.spool_dir is None or not isinstance(history, SqlHistory) or not history.url.startswith("postgresql"):
+        return history
+    spool = SpooledHistory(history, settings.spool_dir, max_bytes=settings.spool_max_bytes)
+    await spool.start()
+    return spool
+
+
+def guard_redis(settings: Settings, cache: CustomerCache) -> tuple[PrescoredFallback | None, CircuitBreaker | None]:
+    """The breaker every Redis port shares, and the prescored fallback behind it; none without Redis."""
+    if not isinstance(cache, RedisCustomerCache):
+        return None, None
+    breaker = redis_breaker(
+        failure_threshold=settings.redis_breaker_failures, cooldown_seconds=settings.redis_breaker_cooldown_seconds
+    )
+    return GuardedPrescored(RedisPrescoredFallback(cache.client, prefix=settings.redis_prefix), breaker), breaker
 
 
 def service_from(adapters: Adapters, settings: Settings, metrics: Metrics) -> DecisionService:
     """The application layer on these adapters, with the settings' limits."""
-    return DecisionService(
+    service = DecisionService(
         catalogue=adapters.catalogue,
         scorer=adapters.scorer,
         cache=adapters.cache,
@@ -76,7 +119,21 @@ def service_from(adapters: Adapters, settings: Settings, metrics: Metrics) -> De
         metrics=metrics,
         max_offers_limit=settings.max_offers_limit,
         max_in_flight=settings.max_in_flight,
+        fallback=adapters.fallback,
     )
+    observe_resilience(adapters, metrics)
+    return service
+
+
+def observe_resilience(adapters: Adapters, metrics: Metrics) -> None:
+    """Spool depth and the Redis breaker's state as gauges, read when /metrics is scraped."""
+    history, breaker = adapters.history, adapters.breaker
+    if isinstance(history, SpooledHistory):
+        metrics.spool_records.set_function(lambda: history.depth[0])
+        metrics.spool_bytes.set_function(lambda: history.depth[1])
+        metrics.spool_oldest_seconds.set_function(lambda: history.depth[2])
+    if breaker is not None:
+        metrics.redis_circuit_open.set_function(lambda: 1.0 if breaker.state == OPEN else 0.0)
 
 
 async def build_service(settings: Settings, metrics: Metrics) -> DecisionService:
@@ -97,7 +154,7 @@ async def build_service(settings: Settings, metrics: Metrics) -> DecisionService
 
 async def write_behind(settings: Settings, cache: CustomerCache, sql: SqlHistory) -> StreamHistory:
     """Acknowledge decisions once they are in a Redis Stream; `nbo history drain` moves them to SQL."""
-    if not isinstance(cache, RedisCustomerCache):
+    if not isinstance(cache, RedisCustomerCache):  # called before the Redis ports are guarded
         raise ValueError("NBO_HISTORY_MODE=write_behind needs NBO_REDIS_URL")
     stream = StreamHistory(cache.client, sql, stream=f"{settings.redis_prefix}:history")
     await stream.start()
@@ -105,12 +162,39 @@ async def write_behind(settings: Settings, cache: CustomerCache, sql: SqlHistory
 
 
 def load_scorer(settings: Settings) -> Scorer:
-    """The champion model (with its challenger, if any) from the registry; the prior scorer without one."""
+    """The champion model (with its challenger, if any) from the registry, behind the per-offer Beta
+    posteriors that score the offers it does not know; the posteriors alone without a model."""
     try:
-        return ModelRegistry(settings.model_dir).scorer(settings.model_name, compiled=settings.model_compiled)
+        return LearningScorer(load_model(settings))
     except ModelNotFound:
         log.warning("no trained model: scoring with the catalogue priors (run `nbo demo` to train one)")
-        return PriorScorer()
+        return LearningScorer(None)
+
+
+def load_model(settings: Settings) -> Scorer | None:
+    """The registry's serving model, None when it has no champion. Raises whatever a broken pointer
+    file or model file raises: a reload refuses it and keeps the model it has."""
+    model = ModelRegistry(settings.model_dir).scorer(settings.model_name, compiled=settings.model_compiled)
+    return None if isinstance(model, PriorScorer) else model
+
+
+def model_pointer(settings: Settings) -> bytes | None:
+    """The champion pointer file's content (None when there is none): what the model watcher compares."""
+    path = ModelRegistry(settings.model_dir).pointers_path(settings.model_name)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def load_catalogue_checked(settings: Settings) -> tuple[Catalogue, EventRules] | list[Problem]:
+    """The catalogue directory and its events.yaml, or every problem found, as `nbo catalogue validate`
+    lists them (file, offer, rule and position)."""
+    problems = validate_catalogue(settings.catalogue_dir)
+    if problems:
+        return problems
+    catalogue = load_catalogue(settings.catalogue_dir)
+    return catalogue, load_event_rules(settings.catalogue_dir, catalogue.features)
 
 
 async def open_history(settings: Settings) -> SqlHistory:
@@ -124,7 +208,24 @@ async def open_history(settings: Settings) -> SqlHistory:
         sqlite_synchronous=settings.sqlite_synchronous,
     )
     await history.start()
+    if settings.database_url.startswith("postgresql"):
+        await ensure_current_partitions(history)
     return history
+
+
+async def ensure_current_partitions(history: SqlHistory) -> None:
+    """This month's and next month's partitions, in case the daily `nbo history partitions` has not run.
+
+    Best effort: a row without its month's partition still lands in the DEFAULT partition, so a failure
+    here (PostgreSQL not reachable yet, a lock held too long) is logged and start-up goes on.
+    """
+    try:
+        created = await ensure_partitions(history.engine, ahead=1)
+    except Exception as error:  # the service can still record everything: see the docstring
+        log.warning("history partitions not checked at start", extra={"error": repr(error)})
+        return
+    if created:
+        log.info("history partitions created", extra={"partitions": [p.name for p in created]})
 
 
 async def open_cache(
@@ -136,8 +237,14 @@ async def open_cache(
         await warm_summaries(cache, history, customers)
         return cache, InMemoryBudgetCounter(), LocalCustomerLock()
     # A bounded pool: under a spike, requests wait for a connection instead of opening hundreds.
-    pool = BlockingConnectionPool.from_url(settings.redis_url, max_connections=64, timeout=5)
-    client = Redis(connection_pool=pool)
+    # Every call is bounded (NBO_REDIS_*_TIMEOUT_MS): a slow or gone Redis costs milliseconds, then the
+    # breaker stops calling it. Waiting for a free connection is bounded alike. `redis+cluster://` selects
+    # the Redis Cluster client (features/redis_client.py).
+    connect, read = settings.redis_connect_timeout_ms / 1000, settings.redis_socket_timeout_ms / 1000
+    client = redis_client(
+        settings.redis_url, max_connections=64, timeout=connect + read, socket_connect_timeout=connect,
+        socket_timeout=read,
+    )  # fmt: skip
     names = [f.name for f in catalogue.features]
     cache = RedisCustomerCache(client, feature_names=names, prefix=settings.redis_prefix)
     return (
@@ -165,4 +272,3 @@ async def warm_summaries(cache: CustomerCache, history: SqlHistory, customers: l
     for customer_id in dict.fromkeys([*customers, *summaries]):
         await cache.store_summary(customer_id, summaries.get(customer_id, HistorySummary()))
     log.info("history summaries built", extra={"customers": len(summaries)})
-

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -12,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from app.keys_cli import keys_cli
+from app.model_commands import admin_cli, models_cli
 from app.settings import Settings
 
 cli = typer.Typer(help="Next-best-offer decision service.", no_args_is_help=True)
@@ -20,9 +23,12 @@ catalogue_cli = typer.Typer(help="The offer catalogue.", no_args_is_help=True)
 db_cli = typer.Typer(help="The contact history database.", no_args_is_help=True)
 cli.add_typer(features_cli, name="features")
 cli.add_typer(catalogue_cli, name="catalogue")
-history_cli = typer.Typer(help="The write-behind history stream.", no_args_is_help=True)
+history_cli = typer.Typer(help="The contact history: write-behind drain, partitions, retention.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(history_cli, name="history")
+cli.add_typer(models_cli, name="models")
+cli.add_typer(admin_cli, name="admin")
+cli.add_typer(keys_cli, name="keys")
 
 
 @cli.command()
@@ -42,6 +48,9 @@ def serve(
     # LightGBM/OpenMP threads busy-wait between calls; a server process scores on one thread.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the handler it found:
+    # this one, so that a clean shutdown exits 0 (a supervisor then reads it as a normal stop).
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "app.asgi:app",
         host=settings.host,
@@ -51,7 +60,14 @@ def serve(
         log_config=None,
         loop="uvloop",
         http="httptools",
+        # SIGTERM: stop accepting, let in-flight requests finish (bounded), then the lifespan's shutdown
+        # flushes the history's group commit and spool (DecisionService.close).
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
     )
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _serve_settings(**options: object) -> Settings:
@@ -138,6 +154,105 @@ def history_drain(batch: Annotated[int, typer.Option(help="Stream entries per SQ
     if settings.redis_url is None:
         raise typer.BadParameter("the drain needs NBO_REDIS_URL")
     asyncio.run(drain(settings.database_url, settings.redis_url, f"{settings.redis_prefix}:history", batch=batch))
+
+
+@cli.command()
+def train(
+    since: Annotated[str | None, typer.Option(help="First contact time (ISO date or datetime, UTC)")] = None,
+    until: Annotated[
+        str | None, typer.Option(help="End of the contacts and what is known of responses (default now)")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Model name in the registry (default NBO_MODEL_NAME)")] = None,
+    dataset_out: Annotated[Path | None, typer.Option(help="Write the exact training rows to this Parquet file")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write report.json, report.html and plots to this directory")
+    ] = None,
+    promote_if_better: Annotated[
+        bool, typer.Option(help="Promote when it beats the champion's holdout log loss")
+    ] = False,
+    url: Annotated[str | None, typer.Option(help="History database URL (default NBO_DATABASE_URL)")] = None,
+    chunk_rows: Annotated[int, typer.Option(help="Contacts read per chunk (bounds memory)")] = 50_000,
+    max_trees: Annotated[int, typer.Option(help="Most boosting rounds (early stopping picks fewer)")] = 1000,
+) -> None:
+    """Train a propensity model from the contact history and register it as a new (non-champion) version."""
+    from app.train import TrainOptions, run_training
+    from models.registry import ModelRegistry
+    from policies.loader import load_catalogue
+
+    settings = Settings()
+    options = TrainOptions(
+        database_url=url or settings.database_url,
+        catalogue=load_catalogue(settings.catalogue_dir),
+        registry=ModelRegistry(settings.model_dir),
+        name=name or settings.model_name,
+        since=_epoch(since, "--since"),
+        until=_epoch(until, "--until"),
+        dataset_out=dataset_out,
+        report=report,
+        promote_if_better=promote_if_better,
+        chunk_rows=chunk_rows,
+        max_trees=max_trees,
+    )
+    try:
+        outcome = asyncio.run(run_training(options))
+    except ValueError as error:
+        typer.echo(f"not trained: {error}", err=True)
+        raise typer.Exit(code=1) from None
+    for line in outcome.lines:
+        typer.echo(line)
+    typer.echo(
+        f"{outcome.read:,} contacts read, {outcome.rows:,} training rows in {outcome.seconds_total:.1f}s "
+        f"(reading {outcome.seconds_reading:.1f}s)"
+    )
+    typer.echo(outcome.version)
+
+
+def _epoch(text: str | None, option: str) -> float | None:
+    """An ISO date or datetime (UTC unless it names its offset) as epoch seconds."""
+    from datetime import UTC, datetime
+
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{option}: not an ISO date or datetime: {text!r}") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+@history_cli.command("partitions")
+def history_partitions(
+    ahead: Annotated[int, typer.Option(min=0, help="Months after the current one to create now")] = 3,
+) -> None:
+    """Create the monthly history partitions (PostgreSQL) of this month and the next N; run it daily."""
+    from app.history_maintenance import create_partitions
+
+    try:
+        lines = asyncio.run(create_partitions(Settings(), ahead))
+    except RuntimeError as error:  # not partitioned: the database is not at migration 0005 yet
+        typer.echo(f"not done: {error}", err=True)
+        raise typer.Exit(code=1) from None
+    for line in lines:
+        typer.echo(line)
+
+
+@history_cli.command("retain")
+def history_retain(
+    months: Annotated[int, typer.Option(min=1, help="Whole months kept before the current one")],
+    archive: Annotated[Path | None, typer.Option(help="Write what is removed to Parquet files here first")] = None,
+) -> None:
+    """Remove the contact history older than N months (drops whole partitions on PostgreSQL); refuses to
+    remove what the catalogue's contact policies and response windows still read."""
+    from app.history_maintenance import retain_history
+    from history.retention import RetentionRefused
+
+    try:
+        lines = asyncio.run(retain_history(Settings(), months, archive))
+    except RetentionRefused as refused:
+        typer.echo(f"refused: {refused}", err=True)
+        raise typer.Exit(code=1) from None
+    for line in lines:
+        typer.echo(line)
 
 
 @db_cli.command("upgrade")

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import typer
-from redis.asyncio import Redis
 
 from app.settings import Settings
 from decisioning.quality import LoadReport
 from features.bulk import load_features
 from features.files import read_feature_file
 from features.redis_cache import RedisCustomerCache
+from features.redis_client import redis_client
 from policies.loader import load_catalogue
 
 
@@ -24,7 +24,7 @@ async def load_file(settings: Settings, path: Path, *, to: str, batch_size: int)
         return _describe(report)
     if to != "redis" or settings.redis_url is None:
         raise typer.BadParameter("--to redis needs NBO_REDIS_URL (the embedded mode reads NBO_FEATURES_FILE at start)")
-    client = Redis.from_url(settings.redis_url, decode_responses=False)
+    client = redis_client(settings.redis_url)
     cache = RedisCustomerCache(client, feature_names=[f.name for f in catalogue.features], prefix=settings.redis_prefix)
     try:
         with typer.progressbar(length=_rows(path), label="customers") as bar:

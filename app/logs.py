@@ -14,6 +14,9 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"mess
 _PRIVATE = {"customer_id", "features", "password", "secret", "api_key", "authorization"}
 
 
+QUIET_AT_DEBUG = ("aiosqlite", "sqlalchemy", "asyncpg")
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -45,3 +48,7 @@ def configure_logging(level: str = "INFO", access_log: bool = False) -> None:
     # Alembic narrates every start at INFO (plugin set-up, "Context impl SQLiteImpl", ...): noise for an
     # operator, useful only when debugging a migration.
     logging.getLogger("alembic").setLevel(logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING)
+    # The database drivers log every statement with its parameters at INFO/DEBUG: customer ids, features,
+    # API key hashes. Never below WARNING, whatever NBO_LOG_LEVEL says.
+    for name in QUIET_AT_DEBUG:
+        logging.getLogger(name).setLevel(logging.WARNING)

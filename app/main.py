@@ -13,18 +13,25 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.admin import admin_router
+from app.auth import install_auth_handlers, open_auth
 from app.errors import error_kind, error_response
 from app.metrics import MetricsMiddleware
+from app.reloading import Reloader, watching
 from app.routes import router
 from app.settings import Settings
+from decisioning.ports import StoreUnavailable
 from history.writer import HistoryWriteError
 from service.errors import ServiceError
 from service.metrics import Metrics
 from service.service import DecisionService
 
 log = logging.getLogger("nbo.app")
-STORE_FAILURES: tuple[type[Exception], ...] = (HistoryWriteError, DBAPIError, RedisError, OSError)
+STORE_FAILURES: tuple[type[Exception], ...] = (HistoryWriteError, DBAPIError, RedisError, OSError, StoreUnavailable)
+
+HTTP_KINDS = {404: "not_found", 405: "method_not_allowed"}
 
 ServiceFactory = Callable[[Settings, Metrics], Awaitable[DecisionService]]
 
@@ -40,23 +47,40 @@ def create_app(settings: Settings | None = None, service_factory: ServiceFactory
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         factory = service_factory or _default_factory
+        pointer = await _model_pointer(settings)  # read before the model loads: see Reloader
         service = await factory(settings, metrics)
         app.state.service = service
+        app.state.reloader = reloader = Reloader(service, settings, metrics, pointer)
         try:
-            yield
+            # After the service: its start migrates the embedded database, where the keys live too.
+            app.state.auth, close_auth = await open_auth(settings)
+        except BaseException:
+            await service.close()
+            raise
+        try:
+            await _learn_at_start(reloader)
+            async with watching(reloader):
+                yield
         finally:
+            await close_auth()
             await service.close()
 
     app = FastAPI(
         title="NBO decision service",
         version="0.1.0",
-        description="Real-time next-best-offer decisions with contact policies and a unified contact history.",
+        description=(
+            "Real-time next-best-offer decisions with contact policies and a unified contact history. "
+            "/v1 needs `Authorization: Bearer KEY` (keys from `nbo keys create`, with scopes and channels) "
+            "unless the service runs with NBO_AUTH=none; /healthz, /readyz and /metrics are open."
+        ),
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.metrics = metrics
     app.include_router(router)
+    app.include_router(admin_router)
     _install_error_handlers(app)
+    install_auth_handlers(app, _count)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
@@ -68,6 +92,23 @@ async def _default_factory(settings: Settings, metrics: Metrics) -> DecisionServ
     return await build_service(settings, metrics)
 
 
+async def _model_pointer(settings: Settings) -> bytes | None:
+    from app.bootstrap import model_pointer
+
+    try:
+        return await asyncio.to_thread(model_pointer, settings)
+    except OSError:
+        return None  # unreadable now: the first poll tries again
+
+
+async def _learn_at_start(reloader: Reloader) -> None:
+    """Start with the posteriors the history already supports (a restart must not forget what was learnt)."""
+    try:
+        await reloader.refresh_posteriors()
+    except Exception as error:  # the periodic refresh will try again; serving starts on the priors
+        log.warning("posterior refresh at start failed", extra={"error": type(error).__name__})
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -75,6 +116,17 @@ def _install_error_handlers(app: FastAPI) -> None:
         detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         _count(request, "validation")
         return JSONResponse({"error": "validation", "detail": detail}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own refusals (a body that is not even text, an unknown path or method) in our one shape.
+        if exc.status_code == 400:
+            # A body FastAPI could not parse (e.g. bytes that are not UTF-8): invalid input, as bad JSON is.
+            _count(request, "validation")
+            detail = [{"loc": ["body"], "msg": "the body could not be parsed as JSON", "type": "json_invalid"}]
+            return JSONResponse({"error": "validation", "detail": detail}, status_code=422)
+        kind = HTTP_KINDS.get(exc.status_code, "http_error")
+        return JSONResponse({"error": kind, "detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.auth import Authenticated, ContactReporter, Decider, EventSender, HistoryReader, Responder
 from app.schemas import (
     CatalogueOfferOut,
     ContactIn,
@@ -28,6 +29,7 @@ from app.schemas import (
     Identifier,
     OfferOut,
     OffersOut,
+    ReadyOut,
     ResponseIn,
     ResponseOut,
     SendOut,
@@ -47,22 +49,40 @@ def get_service(request: Request) -> DecisionService:
 
 
 Service = Annotated[DecisionService, Depends(get_service)]
-ERRORS = {422: {"model": ErrorOut}, 404: {"model": ErrorOut}, 503: {"model": ErrorOut}}
+_ERROR = {"model": ErrorOut}
+# Every error a /v1 route can answer, each with the one JSON shape of app/errors.py and app/auth.py.
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {
+        **_ERROR,
+        "description": "no valid API key",
+        "headers": {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
+    },
+    403: {**_ERROR, "description": "the key lacks the scope, or may not use the channel"},
+    404: _ERROR,
+    413: {**_ERROR, "description": "the body is over NBO_MAX_BODY_BYTES"},
+    422: {**_ERROR, "description": "invalid input: `detail` names each field and the reason"},
+    503: {**_ERROR, "description": "a store is unavailable or the service is overloaded; see `Retry-After`"},
+}
 
 router = APIRouter()
 
 
 @router.post("/v1/decisions", response_model=DecisionOut, responses=ERRORS, tags=["decisions"])
-async def post_decision(body: DecisionIn, service: Service) -> DecisionOut:
+async def post_decision(body: DecisionIn, service: Service, caller: Decider) -> DecisionOut:
     """Decide the best offers for one contact; the decision is recorded before it is returned.
 
-    A retry with a `request_id` that was decided already returns that decision again (`replayed`)."""
+    A retry with a `request_id` that was decided already returns that decision again (`replayed`).
+    Scope `decide`, in the body's channel."""
+    caller.require_channel(body.channel)
     return _decision_out(await service.decide(_decide(body)), body.explain)
 
 
 @router.post("/v1/responses", response_model=ResponseOut, responses=ERRORS, tags=["history"])
-async def post_response(body: ResponseIn, service: Service) -> ResponseOut:
-    """Record a customer's response; idempotent, attributed to the decision that presented the offer."""
+async def post_response(body: ResponseIn, service: Service, caller: Responder) -> ResponseOut:
+    """Record a customer's response; idempotent, attributed to the decision that presented the offer.
+
+    Scope `respond`, in the body's channel."""
+    caller.require_channel(body.channel)
     command = Respond(
         body.customer_id,
         body.offer_id,
@@ -77,37 +97,43 @@ async def post_response(body: ResponseIn, service: Service) -> ResponseOut:
 
 
 @router.post("/v1/events", response_model=EventOut, responses=ERRORS, tags=["events"])
-async def post_event(body: EventIn, service: Service) -> EventOut:
-    """Apply a real-time customer event to the features that rules and models read."""
+async def post_event(body: EventIn, service: Service, caller: EventSender) -> EventOut:
+    """Apply a real-time customer event to the features that rules and models read. Scope `events`."""
     result = await service.apply_event(ApplyEvent(body.customer_id, body.type, body.attributes, _epoch(body.at)))
     return EventOut(customer_id=result.customer_id, type=result.type, updated=list(result.updated))
 
 
 @router.post("/v1/contacts", response_model=ContactsOut, responses=ERRORS, tags=["history"])
-async def post_contacts(body: ContactsIn, service: Service) -> ContactsOut:
+async def post_contacts(body: ContactsIn, service: Service, caller: ContactReporter) -> ContactsOut:
     """Record outbound sends (email, SMS, letters, call lists) in the unified history.
 
     A send naming `decision_id` confirms that outbound decision's selection; one without is checked
     against the same contact policies and budgets, and recorded even when over them (the answer says so).
+    Scope `contacts`, in the channel of every send (one send outside the key's channels refuses the list).
     """
+    for index, contact in enumerate(body.contacts):
+        caller.require_channel(contact.channel, f"contacts.{index}.channel")
     result = await service.record_contacts([_send(c) for c in body.contacts])
     return ContactsOut(
         received=result.received, recorded=result.recorded, contacts=[_send_out(s) for s in result.sends]
     )
 
 
-@router.get("/v1/customers/{customer_id}/history", response_model=HistoryOut, tags=["history"])
+@router.get("/v1/customers/{customer_id}/history", response_model=HistoryOut, responses=ERRORS, tags=["history"])
 async def get_history(
     customer_id: Annotated[Identifier, Path()],
     service: Service,
+    caller: HistoryReader,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> HistoryOut:
+    """The customer's unified contact history, newest first. Scope `history:read`."""
     entries = await service.customer_history(customer_id, limit)
     return HistoryOut(customer_id=customer_id, entries=[_entry_out(e) for e in entries])
 
 
-@router.get("/v1/offers", response_model=OffersOut, tags=["catalogue"])
-async def get_offers(service: Service) -> OffersOut:
+@router.get("/v1/offers", response_model=OffersOut, responses=ERRORS, tags=["catalogue"])
+async def get_offers(service: Service, caller: Authenticated) -> OffersOut:
+    """The loaded catalogue and its version. Any valid key."""
     now = service.clock()
     offers = [_offer_out(o, now) for o in service.catalogue.offers]
     return OffersOut(catalogue_version=service.catalogue.version, offers=offers)
@@ -115,18 +141,24 @@ async def get_offers(service: Service) -> OffersOut:
 
 @router.get("/healthz", tags=["operations"])
 async def healthz() -> dict[str, str]:
+    """The process is up. Open: no key."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["operations"])
+@router.get("/readyz", response_model=ReadyOut, responses={503: {"model": ReadyOut}}, tags=["operations"])
 async def readyz(service: Service) -> JSONResponse:
+    """Whether every store answers (503 while one does not). Open: no key."""
     checks = await service.readiness()
     ready = all(checks.values())
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
-@router.get("/metrics", tags=["operations"])
+METRICS_CONTENT = {200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus"}}
+
+
+@router.get("/metrics", response_class=Response, responses=METRICS_CONTENT, tags=["operations"])
 async def metrics(request: Request) -> Response:
+    """Prometheus metrics. Open (no key), like /healthz and /readyz: keep it behind the network."""
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
@@ -183,6 +215,8 @@ def _decision_out(result: DecisionResult, explain: bool) -> DecisionOut:
         replayed=result.replayed,
         notes=list(decision.notes),
         explanation=[e.to_dict() for e in decision.explanations] if explain and not result.replayed else None,
+        degraded=decision.degraded is not None,
+        degraded_reason=decision.degraded,
     )
 
 

@@ -105,6 +105,9 @@ class DecisionOut(BaseModel):
     replayed: bool = False  # the request id was decided already: this is that decision, as recorded
     notes: list[str] = []
     explanation: list[dict[str, Any]] | None = None
+    # A store was down: decided without features, history or budgets (README "When a store fails").
+    degraded: bool = False
+    degraded_reason: str | None = None  # redis_unavailable, history_unavailable
 
 
 class ResponseIn(Strict):
@@ -205,5 +208,13 @@ class OffersOut(BaseModel):
 
 
 class ErrorOut(BaseModel):
+    """Every error answer: `error` is one of validation, not_found, too_large, unavailable, unauthorized,
+    forbidden, internal; `detail` says why (a list of fields for validation and too_large)."""
+
     error: str
     detail: Any = None
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    checks: dict[str, Any]

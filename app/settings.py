@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     model_dir: Path = VAR / "models"
     model_name: str = "nbo"
     model_compiled: bool = True  # lleaves-compiled model when available
+    # How often each worker reads the champion pointer file to pick up a promotion or a rollback (0: never).
+    model_poll_seconds: float = Field(5.0, ge=0)
+    # How often each worker refreshes the per-offer response counts behind the cold-start posteriors (0: never).
+    posterior_refresh_seconds: float = Field(30.0, ge=0)
+    # The history the posteriors count: recent enough to follow a changed offer, and a bounded query.
+    posterior_window_days: float = Field(90.0, gt=0)
 
     history_batch_max: int = Field(500, ge=1)
     # 0: no extra wait; batches still form from the writes that queue while a commit is in flight.
@@ -44,6 +50,19 @@ class Settings(BaseSettings):
     # Embedded history durability: "full" fsyncs every group commit (survives a power loss); "normal"
     # survives a crash of the service but not of the machine, for a much lower latency on slow disks.
     sqlite_synchronous: Literal["full", "normal"] = "full"
+
+    # Redis outages (README "When a store fails"): every call is bounded in time, and after
+    # `redis_breaker_failures` failures in a row Redis is not called at all for the cool-down (one probe then).
+    redis_connect_timeout_ms: float = Field(250.0, gt=0)
+    redis_socket_timeout_ms: float = Field(500.0, gt=0)
+    redis_breaker_failures: int = Field(3, ge=1)
+    redis_breaker_cooldown_seconds: float = Field(2.0, gt=0)
+    # PostgreSQL outages: the writes it cannot commit are kept in a local spool (history/spool.py) and
+    # replayed once it is back; None turns the spool off (a write then fails with 503 while it is down).
+    spool_dir: Path | None = VAR / "spool"
+    spool_max_bytes: int = Field(64 * 1024 * 1024, ge=4096)
+    # SIGTERM: stop accepting, give in-flight requests this long, then flush the history and exit.
+    shutdown_grace_seconds: float = Field(20.0, gt=0)
 
     gil_switch_interval_ms: float = Field(1.0, gt=0, le=100)
     max_offers_limit: int = Field(20, ge=1, le=200)
@@ -56,6 +75,12 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     access_log: bool = False
+
+    # API keys (app/auth.py): "keys" needs `Authorization: Bearer KEY` on /v1; "none" lets every caller in.
+    # Unset: "none" only in the embedded development mode (no Redis, not production), "keys" otherwise.
+    auth: Literal["keys", "none"] | None = None
+    # How long a verified key is trusted in process: a revocation reaches every replica within this time.
+    auth_cache_seconds: float = Field(2.0, ge=0, le=60)
 
     @model_validator(mode="after")
     def _production_needs_real_stores(self) -> Settings:
@@ -73,6 +98,19 @@ class Settings(BaseSettings):
                 "budgets and customer locks in its one process (run one worker, or set NBO_REDIS_URL to share them)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _production_needs_keys(self) -> Settings:
+        if self.environment == "production" and self.auth == "none":
+            raise ValueError("production refuses NBO_AUTH=none: callers must send API keys (nbo keys create)")
+        return self
+
+    @property
+    def auth_mode(self) -> Literal["keys", "none"]:
+        """NBO_AUTH, or its default: "none" in the embedded development mode only."""
+        if self.auth is not None:
+            return self.auth
+        return "none" if self.embedded and self.environment != "production" else "keys"
 
     @property
     def embedded(self) -> bool:

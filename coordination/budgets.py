@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from redis.asyncio import Redis
+from features.redis_client import RedisClient
 
 # KEYS[1] budget counter; ARGV[1] limit, ARGV[2] ttl in ms ('' for none). Takes one unit if fewer than the
 # limit were taken; the expiry is set on first use only, so a period's budget resets when its key expires.
@@ -36,12 +36,12 @@ return used
 class RedisBudgetCounter:
     """`BudgetCounter` on Redis; keys are stored under `{prefix}:b:`.
 
-    >>> budgets = RedisBudgetCounter(Redis())                                         # doctest: +SKIP
+    >>> budgets = RedisBudgetCounter(redis_client(url))                               # doctest: +SKIP
     >>> await budgets.reserve("budget:mortgage_call:2026-11-23", 500, 2 * 86_400)     # doctest: +SKIP
     True
     """
 
-    def __init__(self, client: Redis, *, prefix: str = "nbo") -> None:
+    def __init__(self, client: RedisClient, *, prefix: str = "nbo") -> None:
         self.client = client
         self.prefix = f"{prefix}:b:"
         self._reserve = client.register_script(RESERVE)

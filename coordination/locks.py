@@ -18,10 +18,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from weakref import WeakValueDictionary
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from decisioning.ports import LockTimeout
+from features.redis_client import RedisClient
 
 log = logging.getLogger("nbo.locks")
 RENEWAL_TASK = "nbo-lock-renewal"
@@ -63,12 +63,12 @@ class RedisCustomerLock:
 
     `ttl_ms` bounds how long a crashed holder blocks the customer; `wait_ms` how long a request waits.
 
-    >>> locks = RedisCustomerLock(Redis(), prefix="nbo")  # doctest: +SKIP
+    >>> locks = RedisCustomerLock(redis_client(url), prefix="nbo")  # doctest: +SKIP
     >>> async with locks.hold("c-000042"):                # doctest: +SKIP
     ...     ...
     """
 
-    def __init__(self, client: Redis, *, prefix: str = "nbo", ttl_ms: int = 2_000, wait_ms: int = 1_000) -> None:
+    def __init__(self, client: RedisClient, *, prefix: str = "nbo", ttl_ms: int = 2_000, wait_ms: int = 1_000) -> None:
         self.client = client
         self.prefix = f"{prefix}:lock:"
         self.ttl_ms = ttl_ms

@@ -6,7 +6,9 @@ that validates the files and compiles them into these frozen dataclasses (rules 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -220,10 +222,14 @@ class Catalogue:
     outbound: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     offers_by_id: Mapping[str, Offer] = field(init=False, repr=False, compare=False)
     service_offer_ids: frozenset[str] = field(init=False, repr=False, compare=False)
+    # The version of `features` that each decision's stored feature values are written in (see
+    # `feature_schema_version`); computed once here, not per decision.
+    feature_schema: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "offers_by_id", MappingProxyType({o.id: o for o in self.offers}))
         object.__setattr__(self, "service_offer_ids", frozenset(o.id for o in self.offers if not o.marketing))
+        object.__setattr__(self, "feature_schema", feature_schema_version(self.features))
 
     def offer(self, offer_id: str) -> Offer | None:
         return self.offers_by_id.get(offer_id)
@@ -241,3 +247,30 @@ class Catalogue:
         days = offer.response_window_days if offer is not None else None
         days = self.settings.default_response_window_days if days is None else days
         return None if days is None else days * 86_400
+
+
+def feature_schema_version(specs: Sequence[FeatureSpec]) -> str:
+    """A short content hash of the feature schema, in its order: what a decision's stored feature values
+    (one per spec, in this order) are read against.
+
+    Descriptions are left out: they change no value, and editing one must not orphan the stored history.
+
+    >>> a = FeatureSpec("age", FeatureType.NUMBER, 40)
+    >>> feature_schema_version((a,)) == feature_schema_version((a,)), len(feature_schema_version((a,)))
+    (True, 16)
+    """
+    described = [
+        [s.name, s.type.value, s.default, s.minimum, s.maximum, list(s.categories), s.max_age_days, s.source]
+        for s in specs
+    ]
+    text = json.dumps(described, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def feature_vector(specs: Sequence[FeatureSpec], values: Mapping[str, FeatureValue]) -> tuple[FeatureValue, ...]:
+    """A customer's validated feature values in the schema's order: the compact form a decision keeps.
+
+    >>> feature_vector((FeatureSpec("age", FeatureType.NUMBER, 40),), {"age": 31.0, "other": 1})
+    (31.0,)
+    """
+    return tuple([values.get(s.name) for s in specs])

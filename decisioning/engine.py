@@ -11,7 +11,15 @@ import hashlib
 from dataclasses import dataclass, field
 
 from decisioning.arbitration import ArbitrationResult, Candidate, Selection, arbitrate, in_control_group
-from decisioning.catalogue import ArbitrationSettings, Catalogue, ConsistencyMode, Offer, Rule, Treatment
+from decisioning.catalogue import (
+    ArbitrationSettings,
+    Catalogue,
+    ConsistencyMode,
+    Offer,
+    Rule,
+    Treatment,
+    feature_vector,
+)
 from decisioning.contact_policy import PolicyOutcome, Suppression, evaluate_policies
 from decisioning.explanation import CandidateExplanation, RuleFailure, Stage
 from decisioning.plan import indices, plan_for
@@ -19,7 +27,7 @@ from decisioning.ports import Scorer
 from decisioning.records import ContactRecord, DecisionRecord
 from decisioning.rules import RuleEnv, RuleError
 from decisioning.summary import HistorySummary, HistoryView
-from decisioning.types import DAY, Context, CustomerFeatures, Direction, Outcome
+from decisioning.types import DAY, Context, CustomerFeatures, Direction, FeatureValue, Outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +68,11 @@ class Decision:
     explanations: tuple[CandidateExplanation, ...] = ()  # every candidate, when asked
     scored: tuple[tuple[str, float, float], ...] = ()  # (offer id, propensity, priority) of every candidate
     notes: tuple[str, ...] = field(default=())  # data quality and rule errors, in words
+    # The validated feature values decided on, in the feature schema's order, and the schema's version:
+    # kept with the record (see `DecisionRecord.features`).
+    features: tuple[FeatureValue, ...] | None = None
+    feature_schema: str | None = None
+    degraded: str | None = None  # why the live path was skipped (a store down): see decisioning/fallback.py
 
     def to_record(self, request_id: str | None = None) -> DecisionRecord:
         """The rows the contact history keeps for this decision.
@@ -105,6 +118,8 @@ class Decision:
             context=dict(ctx.attributes),
             request_id=request_id,
             candidates=tuple({"offer_id": o, "propensity": p, "priority": q} for o, p, q in self.scored),
+            features=self.features,
+            feature_schema=self.feature_schema,
         )
 
 
@@ -253,6 +268,7 @@ class _Run:
         if not offers:
             return []
         propensities = scorer.score(self.request.customer, self.ctx, offers)
+        concentrations = _concentrations(scorer, offers)
         settings = self.catalogue.settings
         weights = settings.context_weights.get(self.ctx.intent or "", {})
         recent = self._recent_unanswered()
@@ -265,8 +281,11 @@ class _Run:
                 float(weights.get(offer.group, weights.get("*", 1.0))),
                 boost=settings.consistency_boost if offer.id in recent and not _pin(settings) else 1.0,
                 pinned=offer.id in recent and _pin(settings),
+                concentration=n,
             )
-            for offer, p, i in zip(offers, propensities, (self.plan.index[o.id] for o in offers), strict=True)
+            for offer, p, i, n in zip(
+                offers, propensities, (self.plan.index[o.id] for o in offers), concentrations, strict=True
+            )
         ]
 
     def _recent_unanswered(self) -> dict[str, float]:
@@ -310,6 +329,8 @@ class _Run:
             explanations=self._explanations(candidates, result) if self.request.explain else (),
             scored=tuple((c.offer.id, c.propensity, c.priority) for c in candidates),
             notes=tuple(self.notes),
+            features=feature_vector(self.catalogue.features, self.request.customer.values),
+            feature_schema=self.catalogue.feature_schema,
         )
 
     def _explanations(
@@ -331,6 +352,12 @@ class _Run:
 
     def _drop(self, offer: Offer, stage: Stage, reason: str, **details: object) -> None:
         self.dropped.append(CandidateExplanation(offer.id, stage, reason, **details))  # type: ignore[arg-type]
+
+
+def _concentrations(scorer: Scorer, offers: list[Offer]) -> list[float | None]:
+    """How sure the scorer is of each score, when it can say (see `Scorer.concentrations`)."""
+    concentrations = getattr(scorer, "concentrations", None)
+    return list(concentrations(offers)) if concentrations is not None else [None] * len(offers)
 
 
 def _pin(settings: ArbitrationSettings) -> bool:

@@ -217,6 +217,10 @@ class Scorer(Protocol):
         """The scorer that decides for this customer (champion or challenger); its `version` is logged."""
         ...
 
+    # Optional: `concentrations(offers) -> list[float | None]`, the alpha + beta of the Beta posterior
+    # behind each score (None where a model scored it). A scorer that has it (models.posterior.
+    # LearningScorer) makes Thompson sampling draw those offers from their own posterior.
+
 
 class EventError(ValueError):
     """An event that cannot be applied: unknown type, missing or invalid attribute."""
@@ -235,4 +239,41 @@ class EventRules(Protocol):
 
     def updates_for(self, event_type: str, attributes: Mapping[str, Any], at: float) -> list[FeatureUpdate]:
         """The feature updates the event implies; raises `EventError` for an event that cannot apply."""
+        ...
+
+
+class StoreUnavailable(RuntimeError):
+    """A store did not answer in time, refused the connection, or its circuit breaker is open.
+
+    Adapters raise it in place of their client's errors, so that the service can tell an outage from a
+    bug without importing a store's client. `store` names which one ("redis", "history").
+
+    >>> StoreUnavailable("redis", "circuit open").store
+    'redis'
+    """
+
+    def __init__(self, store: str, message: str) -> None:
+        super().__init__(f"{store} unavailable: {message}")
+        self.store = store
+
+
+@dataclass(frozen=True, slots=True)
+class PrescoredOffer:
+    """One offer the overnight batch ranked for a customer and channel, with its priority then."""
+
+    offer_id: str
+    priority: float
+
+
+class PrescoredFallback(Protocol):
+    """The batch's precomputed best offers per customer and channel: what a degraded decision shows when
+    the live path (features, summary, budgets) is unreachable. Having none is normal (no batch yet, a new
+    customer): the answer is then an empty list and the catalogue's default offers are used.
+
+    >>> await fallback.top("c-000042", "web", 2)   # doctest: +SKIP
+    [PrescoredOffer(offer_id='savings_plus', priority=3.2), PrescoredOffer(offer_id='card_cashback', priority=1.1)]
+    """
+
+    async def top(self, customer_id: str, channel: str, n: int) -> list[PrescoredOffer]:
+        """At most `n` offers, best first; raises `StoreUnavailable` when the store cannot be read."""
         ...

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from decisioning.types import ContactEvent, Direction, Outcome
+from decisioning.types import ContactEvent, Direction, FeatureValue, Outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +66,13 @@ class DecisionRecord:
     context: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     candidates: tuple[Mapping[str, Any], ...] = ()  # logged candidates and why each was kept or dropped
     request_id: str | None = None
+    # The validated customer feature values the decision was made on (the model's inputs), one per spec of
+    # the catalogue's feature schema, in its order; `feature_schema` is that schema's version (a hash, see
+    # `decisioning.catalogue.feature_schema_version`). Training reads them instead of today's features, so
+    # it is point in time by construction, and a replay can re-decide from the same inputs. None: a
+    # decision recorded before they were kept (or one not made by the engine).
+    features: tuple[FeatureValue, ...] | None = None
+    feature_schema: str | None = None
 
     def events(self) -> list[ContactEvent]:
         return [c.event() for c in self.contacts]

@@ -40,12 +40,12 @@ from types import MappingProxyType
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 
 from decisioning.ports import CustomerSnapshot, FeatureUpdate, WindowedCount
 from decisioning.summary import MAX_EVENTS, RETENTION_SECONDS, HistorySummary
 from decisioning.types import DAY, ContactEvent, FeatureValue, Outcome
 from features import redis_scripts
+from features.redis_client import RedisClient, decodes_responses, evalsha_pipelined
 from features.updates import MAX_COUNTED_EVENTS, check_updates
 
 SUMMARY_HEADER = redis_scripts.SUMMARY_HEADER
@@ -63,13 +63,13 @@ def schema_fingerprint(feature_names: Sequence[str]) -> int:
 class RedisCustomerCache:
     """`CustomerCache` on Redis (redis-py asyncio with hiredis). See the module doc for layout and TTLs.
 
-    >>> cache = RedisCustomerCache(Redis(), feature_names=["age", "segment"])   # doctest: +SKIP
+    >>> cache = RedisCustomerCache(redis_client(url), feature_names=["age", "segment"])   # doctest: +SKIP
     >>> snapshot = await cache.load("c-000042")                                  # doctest: +SKIP
     """
 
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         *,
         feature_names: Sequence[str],
         prefix: str = "nbo",
@@ -77,7 +77,7 @@ class RedisCustomerCache:
         feature_ttl_days: float = 35.0,
         summary_ttl_days: float = RETENTION_SECONDS / DAY,
     ) -> None:
-        if client.connection_pool.connection_kwargs.get("decode_responses"):
+        if decodes_responses(client):
             raise ValueError("RedisCustomerCache needs a client with decode_responses=False")
         self.client = client
         self.feature_names = tuple(feature_names)
@@ -89,6 +89,7 @@ class RedisCustomerCache:
         self._put = client.register_script(redis_scripts.PUT_FEATURES)
         self._append = client.register_script(redis_scripts.APPEND_EVENTS)
         self._apply = client.register_script(redis_scripts.APPLY_UPDATES)
+        self._store = client.register_script(redis_scripts.STORE_SUMMARY)
 
     def features_key(self, customer_id: str) -> str:
         return f"{self.prefix}:c:{{{customer_id}}}"
@@ -132,12 +133,10 @@ class RedisCustomerCache:
         return orjson.dumps([self._fingerprint, at, *map(values.get, self.feature_names)])
 
     async def put_features(self, rows: Sequence[tuple[str, Mapping[str, FeatureValue]]], at: float) -> int:
-        """Replace the batch features of each row's customer (event features are kept), pipelined."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            for customer_id, values in rows:
-                key = self.features_key(customer_id)
-                await self._put(keys=[key], args=[self.pack(values, at), self.feature_ttl], client=pipe)
-            await pipe.execute()
+        """Replace the batch features of each row's customer (event features are kept), pipelined (on a
+        cluster, redis-py splits the pipeline by node and sends the parts concurrently)."""
+        calls = [([self.features_key(cid)], [self.pack(values, at), self.feature_ttl]) for cid, values in rows]
+        await evalsha_pipelined(self.client, redis_scripts.PUT_FEATURES, self._put.sha, calls)
         return len(rows)
 
     async def apply_updates(self, customer_id: str, updates: Sequence[FeatureUpdate], at: float) -> None:
@@ -160,14 +159,9 @@ class RedisCustomerCache:
             await self._append(keys=[self.summary_key(customer_id)], args=args)
 
     async def store_summary(self, customer_id: str, summary: HistorySummary) -> None:
-        """Replace the summary (one MULTI/EXEC: readers see the old one or the new one)."""
-        key = self.summary_key(customer_id)
+        """Replace the summary (one Lua call: readers see the old one or the new one)."""
         rows = [orjson.dumps(e.to_row()) for e in summary.events]
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.delete(key)
-            pipe.rpush(key, SUMMARY_HEADER, *rows)
-            pipe.expire(key, self.summary_ttl)
-            await pipe.execute()
+        await self._store(keys=[self.summary_key(customer_id)], args=[self.summary_ttl, SUMMARY_HEADER, *rows])
 
     async def count(self) -> int:
         """How many customers have features: a SCAN over the prefix, O(keys), for admin use only."""

@@ -20,6 +20,15 @@ redis.call('HSET', KEYS[1], 'f', ARGV[1])
 return redis.call('EXPIRE', KEYS[1], ARGV[2])
 """
 
+# KEYS[1] summary list; ARGV[1] ttl (s), ARGV[2..] the header and the encoded rows. Replaces the summary
+# atomically (readers see the old one or the new one). A script rather than MULTI/EXEC: redis-py's asyncio
+# cluster client runs each command queued in a transaction on a thread of its own, blocking the event loop.
+STORE_SUMMARY = """
+redis.call('DEL', KEYS[1])
+for i = 2, #ARGV, 1000 do redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV))) end
+return redis.call('EXPIRE', KEYS[1], ARGV[1])
+"""
+
 # KEYS[1] summary list; ARGV[1] max events, ARGV[2] retention cutoff (epoch s), ARGV[3] ttl (s),
 # ARGV[4..] encoded rows "[at,...]". Appends only to an existing summary (a missing one stays missing, the
 # service rebuilds it from the history); trims to the newest max events and drops rows older than the

@@ -54,5 +54,14 @@ def response_from(data: dict[str, Any]) -> ResponseRecord:
 
 def decision_from(data: dict[str, Any]) -> DecisionRecord:
     # `context` stays the dict the engine builds; `candidates` is a tuple of dicts, as in the record.
+    # An entry written before features were kept has no `features` key: the record's default (None) holds.
     contacts_ = tuple(contact_from(c) for c in data["contacts"])
-    return DecisionRecord(**{**data, "contacts": contacts_, "candidates": tuple(data["candidates"])})
+    features = data.get("features")
+    return DecisionRecord(
+        **{
+            **data,
+            "contacts": contacts_,
+            "candidates": tuple(data["candidates"]),
+            "features": None if features is None else tuple(features),
+        }
+    )

@@ -21,7 +21,7 @@ Where entries wait:
 Entries are deleted once acknowledged, so XLEN of the stream is the backlog; the stream belongs to the
 drain group (another group reading it would miss deleted entries).
 
->>> drainer = Drainer(Redis(), sql, stream="nbo:history")    # doctest: +SKIP
+>>> drainer = Drainer(redis_client(redis_url), sql, stream="nbo:history")    # doctest: +SKIP
 >>> await drainer.run(stop_event)                             # doctest: +SKIP
 """
 
@@ -38,9 +38,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from features.redis_client import RedisClient, redis_client
 from history.batch import CONTACTS, DECISION, RESPONSE
 from history.codec import DATA, KIND, decode_entry
 from history.pending import PendingIndex
@@ -52,6 +52,28 @@ log = logging.getLogger(__name__)
 MAX_PAUSE = 5.0  # seconds between retries while SQL or Redis is down
 MAX_STRIKES = 3  # failures of an entry stored alone, with SQL up, before it is dead-lettered
 Entry = tuple[bytes, dict[bytes, bytes]]  # (stream id, fields) as redis-py returns it
+
+# KEYS[1] the stream, KEYS[2..] pending index hashes; ARGV[1] the group, ARGV[2] n, ARGV[3 .. 2+n] entry ids,
+# then for each index hash: a count, then that many fields. XACK + XDEL + HDEL atomically (what a MULTI
+# did; redis-py's asyncio cluster client runs each command of a MULTI on a thread of its own, blocking the
+# event loop), in chunks that stay under Lua's limit on unpacked arguments.
+_ACK = """
+local function chunks(first, last, run)
+  for i = first, last, 1000 do run(i, math.min(i + 999, last)) end
+end
+local n = tonumber(ARGV[2])
+chunks(3, 2 + n, function(i, j)
+  redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, i, j))
+  redis.call('XDEL', KEYS[1], unpack(ARGV, i, j))
+end)
+local at = 3 + n
+for k = 2, #KEYS do
+  local count = tonumber(ARGV[at])
+  chunks(at + 1, at + count, function(i, j) redis.call('HDEL', KEYS[k], unpack(ARGV, i, j)) end)
+  at = at + count + 1
+end
+return n
+"""
 
 
 @dataclass(slots=True)
@@ -87,7 +109,7 @@ class Drainer:
 
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         sql: SqlHistory,
         *,
         stream: str = "nbo:history",
@@ -116,6 +138,7 @@ class Drainer:
         self._claim_cursor = b"0-0"
         self._claim_due = 0.0
         self._strikes: dict[bytes, int] = {}
+        self._ack_script = client.register_script(_ACK)
 
     async def start(self) -> None:
         """Create the group if missing (from the stream's first entry: nothing written before is skipped),
@@ -277,16 +300,15 @@ class Drainer:
             await pipe.execute()
 
     async def _ack(self, ids: Sequence[bytes], settled: Sequence[tuple[str, Any]]) -> None:
-        """Acknowledge and delete the entries, and take them out of the pending index, in one MULTI: after
+        """Acknowledge and delete the entries, and take them out of the pending index, in one script: after
         their SQL commit, so that a reader asking the index first, then SQL, finds each of them."""
         if not ids:
             return
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.xack(self.stream, self.group, *ids)
-            pipe.xdel(self.stream, *ids)
-            for key, fields in self.index.cleanup(settled).items():
-                pipe.hdel(key, *fields)
-            await pipe.execute()
+        cleanup = self.index.cleanup(settled)
+        args: list[Any] = [self.group, len(ids), *ids]
+        for fields in cleanup.values():
+            args += [len(fields), *fields]
+        await self._ack_script(keys=[self.stream, *cleanup], args=args)
 
     # --- the loop -----------------------------------------------------------------------------------
 
@@ -305,7 +327,7 @@ class Drainer:
                     await asyncio.wait_for(stop.wait(), pause)
 
 
-async def requeue_dead(client: Redis, stream: str = "nbo:history", *, count: int = 1_000) -> int:
+async def requeue_dead(client: RedisClient, stream: str = "nbo:history", *, count: int = 1_000) -> int:
     """Move up to `count` dead-lettered entries back to `stream` (once their cause is fixed); returns how many.
 
     Each is re-appended before it is removed from `<stream>:dead`, so a crash in between leaves a copy in
@@ -323,7 +345,7 @@ async def requeue_dead(client: Redis, stream: str = "nbo:history", *, count: int
 async def main(database_url: str, redis_url: str, stream: str = "nbo:history", *, batch: int = 500) -> None:
     """Drain `stream` into the history at `database_url` until SIGINT or SIGTERM (the `nbo history drain`
     command). The database must be migrated already (`nbo db upgrade`)."""
-    client = Redis.from_url(redis_url)
+    client = redis_client(redis_url)
     sql = SqlHistory(database_url, batch_max=batch)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

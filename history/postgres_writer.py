@@ -28,6 +28,8 @@ from history.writer import Job, is_data_error
 
 # Rows per statement: bounds the JSON document one statement parses (outbound lists can be large).
 CHUNK_ROWS = 2_000
+# The partitioned tables (migration 0005) and the key table that keeps each row's natural key unique.
+KEY_TABLES = {"contacts": ("contact_keys", "contacted_at"), "responses": ("response_keys", "responded_at")}
 
 
 class PostgresWriter:
@@ -89,12 +91,34 @@ def insert_sql(table: sa.Table) -> sa.TextClause:
     """The fixed bulk insert of `table`: rows from the `:rows` JSON array, conflicts skipped."""
     names = ", ".join(c.name for c in table.columns)
     keys = ", ".join(c.name for c in table.primary_key.columns)
+    if table.name in KEY_TABLES:
+        return _claiming_insert_sql(table, names, keys)
     # The parameter is sent as text and cast on the server: a json-typed parameter would go through the
     # driver's JSON codec and be encoded a second time.
     return sa.text(
         f"INSERT INTO {table.name} ({names}) "
         f"SELECT {names} FROM json_populate_recordset(NULL::{table.name}, CAST(:rows AS text)::json) "
         f"ON CONFLICT DO NOTHING RETURNING {keys}"
+    )
+
+
+def _claiming_insert_sql(table: sa.Table, names: str, keys: str) -> sa.TextClause:
+    """The bulk insert of a partitioned table (migration 0005): its primary key includes the partition
+    time, so its own ON CONFLICT cannot tell a repeated contact at another time. Each row first claims its
+    key in the unpartitioned key table, and only the rows that claimed one are inserted: one statement,
+    so a concurrent batch with the same key waits for this one's claim and then skips. The first of
+    repeated keys within the batch stands (DISTINCT ON, in the order given), as with a plain ON CONFLICT.
+    """
+    key_table, at = KEY_TABLES[table.name]
+    picked = ", ".join(f"f.{c.name}" for c in table.columns)
+    return sa.text(
+        f"WITH given AS (SELECT * FROM json_populate_recordset(NULL::{table.name}, CAST(:rows AS text)::json) "
+        f"WITH ORDINALITY AS g), "
+        f"firsts AS (SELECT DISTINCT ON ({keys}) * FROM given ORDER BY {keys}, ordinality), "
+        f"claimed AS (INSERT INTO {key_table} ({keys}, {at}) SELECT {keys}, {at} FROM firsts "
+        f"ON CONFLICT DO NOTHING RETURNING {keys}) "
+        f"INSERT INTO {table.name} ({names}) SELECT {picked} FROM firsts f JOIN claimed USING ({keys}) "
+        f"RETURNING {keys}"
     )
 
 

@@ -115,6 +115,8 @@ def decision_row(d: DecisionRecord) -> dict[str, Any]:
         "catalogue_version": d.catalogue_version,
         "context": encode_json(d.context, "context", DECISION_KIND),
         "candidates": encode_json(d.candidates, "candidates", DECISION_KIND),
+        "features": None if d.features is None else encode_json(d.features, "features", DECISION_KIND),
+        "feature_schema": d.feature_schema,
     }
 
 
@@ -186,6 +188,8 @@ def decision_from_rows(decision: Row[Any], offers: Sequence[Row[Any]]) -> Decisi
         context=m["context"],
         candidates=tuple(m["candidates"]),
         request_id=m["request_id"],
+        features=None if m["features"] is None else tuple(m["features"]),
+        feature_schema=m["feature_schema"],
     )
 
 

@@ -14,7 +14,7 @@ Two small idempotency markers, in the stream's Cluster slot (hash tag `{<stream>
 - `{<stream>}:r:<response_id>`, so that a duplicate response is refused (False) even before the first
   one is drained. Both expire after `marker_ttl_seconds`; beyond that SQL has the row and answers.
 
->>> history = StreamHistory(Redis(), SqlHistory(url), stream="nbo:history")   # doctest: +SKIP
+>>> history = StreamHistory(redis_client(redis_url), SqlHistory(url), stream="nbo:history")   # doctest: +SKIP
 >>> await history.start(); await history.record_decision(record)              # doctest: +SKIP
 """
 
@@ -27,11 +27,11 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from decisioning.records import ContactRecord, DecisionRecord, HistoryEntry, ResponseRecord
 from decisioning.summary import MAX_EVENTS, HistorySummary
+from features.redis_client import RedisClient, decodes_responses, queue_evalsha
 from history import pending as index
 from history.batch import CONTACTS, DECISION, RESPONSE
 from history.codec import DATA, KIND, decision_from, decode_entry, encode_record
@@ -115,7 +115,7 @@ class StreamHistory:
 
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         sql: SqlHistory,
         *,
         stream: str = "nbo:history",
@@ -123,7 +123,7 @@ class StreamHistory:
         marker_ttl_seconds: int = 86_400,
         batch_max: int = 500,
     ) -> None:
-        if client.connection_pool.connection_kwargs.get("decode_responses"):
+        if decodes_responses(client):
             raise ValueError("StreamHistory needs a client with decode_responses=False")
         self.client = client
         self.sql = sql
@@ -243,7 +243,7 @@ class StreamHistory:
         async with self.client.pipeline(transaction=False) as pipe:
             for job in jobs:
                 keys, args = job.payload
-                pipe.evalsha(self._sha, len(keys), *keys, *args)
+                queue_evalsha(pipe, self._sha, keys, args)
             return await pipe.execute(raise_on_error=False)
 
     # --- look-ups for duplicates, in SQL ------------------------------------------------------------

@@ -6,6 +6,7 @@ Three append-only tables:
   an outbound one, or sent outbound), keyed by (contact_id, offer_id); a send that confirms an outbound
   decision's selection names it in `decision_id`;
 - `responses`: what customers answered, idempotent by `response_id`.
+And `api_keys`, the hashed API keys of the calling systems (not history: it lives here to share the database).
 
 Times are stored as timezone-aware UTC datetimes (`timestamptz` on PostgreSQL; SQLite has no time zone
 type, so it stores the UTC wall time as fixed-width ISO text, which sorts chronologically). The records of
@@ -80,6 +81,11 @@ decisions = sa.Table(
     sa.Column("catalogue_version", sa.Text(), nullable=False),
     sa.Column("context", Json, nullable=False),
     sa.Column("candidates", Json, nullable=False),
+    # The validated feature values the decision was made on, a JSON array in the feature schema's order,
+    # and that schema's version (migration 0004). Plain JSON text, not JSONB, on PostgreSQL too: nothing
+    # queries inside it, and text keeps the array as compact as it was written. NULL before 0004.
+    sa.Column("features", sa.JSON(), nullable=True),
+    sa.Column("feature_schema", sa.Text(), nullable=True),
     sa.Index("ix_decisions_customer_time", "customer_id", "decided_at"),
 )
 
@@ -132,4 +138,19 @@ responses = sa.Table(
     sa.Index("ix_responses_decision_offer", "decision_id", "offer_id"),
 )
 
-ALL_TABLES = (decisions, contacts, responses)
+# The API keys of the calling systems (see history/keys.py). Only a SHA-256 of each key is stored; `key_id`
+# is the key's public part (it is in the key itself), shown by `nbo keys list`.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_id", sa.Text(), primary_key=True),
+    sa.Column("name", sa.Text(), nullable=False, unique=True),
+    sa.Column("key_hash", sa.Text(), nullable=False),
+    sa.Column("scopes", Json, nullable=False),
+    # NULL: every channel (created with --all-channels); otherwise the list of channels the key may use.
+    sa.Column("channels", Json, nullable=True),
+    sa.Column("created_at", EpochSeconds(), nullable=False),
+    sa.Column("revoked_at", EpochSeconds(), nullable=True),
+)
+
+ALL_TABLES = (decisions, contacts, responses, api_keys)

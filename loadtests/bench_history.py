@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
@@ -31,6 +32,9 @@ from decisioning.records import ContactRecord, DecisionRecord
 from decisioning.types import Direction, Outcome
 from history import SqlHistory, upgrade
 
+# --features N: each decision also keeps a feature snapshot of N values (what migration 0004 stores),
+# a demo-like mix of numbers, flags, categories and missing values; 0 (the default) keeps none.
+FEATURES: tuple | None = None
 OFFERS = ("card_gold", "card_classic", "loan_car", "loan_personal", "mortgage", "savings_plus", "pension")
 
 
@@ -100,6 +104,8 @@ def make_decision(rng: random.Random, n: int) -> DecisionRecord:
         context,
         candidates,
         request_id=decision_id,
+        features=FEATURES,
+        feature_schema=None if FEATURES is None else "0123456789abcdef",
     )
 
 
@@ -165,16 +171,28 @@ async def main(args: argparse.Namespace) -> None:
             print(r.line(), flush=True)
 
 
+def feature_snapshot(n: int) -> tuple:
+    """A demo-like snapshot of `n` values: amounts with decimals, flags, a category, missing values."""
+    kinds = (lambda i: round(1234.5678 * (i + 1), 2), lambda i: i % 2 == 0, lambda i: "gold", lambda i: None,
+             lambda i: 1_790_000_000.25 + i)  # fmt: skip
+    return tuple(kinds[i % len(kinds)](i) for i in range(n))
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--writers", default="1,10,100", help="comma-separated numbers of concurrent writers")
+    parser.add_argument("--features", type=int, default=0, help="feature values kept per decision (0: none)")
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of each run")
     parser.add_argument("--pg-server", default="postgresql://postgres@127.0.0.1:5432")
     return parser.parse_args()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse_args()))
+    args = parse_args()
+    if args.features:
+        FEATURES = feature_snapshot(args.features)
+        print(f"each decision keeps {args.features} feature values: {len(orjson.dumps(FEATURES))} bytes of JSON")
+    asyncio.run(main(args))

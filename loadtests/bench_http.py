@@ -28,6 +28,13 @@ import aiohttp
 import numpy as np
 
 CHANNELS = ("web", "mobile", "call_centre")
+# An API key the load generator sends, when the server needs one (NBO_AUTH=keys; bench_stack sets it).
+KEY_VARIABLE = "NBO_BENCH_KEY"
+
+
+def auth_headers() -> dict[str, str]:
+    key = os.environ.get(KEY_VARIABLE)
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def body(customers: int) -> dict:
@@ -61,7 +68,7 @@ async def open_loop(url: str, rate: float, duration: float, customers: int) -> d
     latencies: list[float] = []
     errors: list[int] = []
     connector = aiohttp.TCPConnector(limit=512)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector, headers=auth_headers()) as session:
         start = time.perf_counter()
         tasks = []
         for i in range(int(rate * duration)):
@@ -85,7 +92,7 @@ async def saturate(url: str, concurrency: int, duration: float, customers: int) 
             await one(session, url, customers, time.perf_counter(), latencies, errors)
 
     connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector, headers=auth_headers()) as session:
         start = time.perf_counter()
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
         elapsed = time.perf_counter() - start

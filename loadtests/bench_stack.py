@@ -39,6 +39,7 @@ from app.demo import write_features
 from decisioning.catalogue import Catalogue
 from features.bulk import load_features
 from features.redis_cache import RedisCustomerCache
+from history.keys import SqlKeyStore
 from history.migrate import upgrade
 from loadtests import bench_http
 from loadtests.bench_core import summaries
@@ -86,6 +87,16 @@ async def create_database(name: str) -> str:
     url = f"{PG_SERVER.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{name}"
     await asyncio.to_thread(upgrade, url)
     return url
+
+
+async def bench_key(database_url: str) -> str:
+    """A key for the load generator (scope decide, every channel)."""
+    store = SqlKeyStore(database_url)
+    await store.start()
+    try:
+        return (await store.create(f"bench-{int(time.time())}", {"decide"}, None))[1]
+    finally:
+        await store.close()
 
 
 async def admin(sql: str, database: str = "test") -> Any:
@@ -159,6 +170,7 @@ async def prepare(args: argparse.Namespace, scratch: Path) -> dict[str, str]:
     catalogue = write_catalogue(scratch / "catalogue", args.offers)
     print(f"catalogue: {len(catalogue.offers)} offers, {len(catalogue.policies)} contact policies")
     database_url = await create_database(args.database)
+    os.environ[bench_http.KEY_VARIABLE] = await bench_key(database_url)  # production refuses NBO_AUTH=none
     client = redis_client()
     try:
         cache = RedisCustomerCache(client, feature_names=[f.name for f in catalogue.features], prefix=args.prefix)

@@ -12,6 +12,7 @@
     .venv/bin/python loadtests/bench_stream.py
     .venv/bin/python loadtests/bench_stream.py --writers 1,100,300 --seconds 5 --drainer-process
     .venv/bin/python loadtests/bench_stream.py --redis-url redis://127.0.0.1:6390/0   # e.g. appendfsync always
+    .venv/bin/python loadtests/bench_stream.py --redis-url redis+cluster://127.0.0.1:7000   # a Redis Cluster
 
 A scratch database `nbo_bench_stream_<pid>` is created on --pg-server and dropped afterwards; the stream
 `nbo-bench:<pid>:history` is deleted afterwards.
@@ -29,10 +30,9 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from redis.asyncio import BlockingConnectionPool, Redis
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from features.redis_client import RedisClient, redis_client
 from history import SqlHistory, upgrade
 from history.drain import Drainer
 from history.stream import StreamHistory, marker_prefix
@@ -102,7 +102,7 @@ def start_drainer(url: str, redis_url: str, stream: str) -> subprocess.Popen[byt
     return subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1])
 
 
-async def drain(client: Redis, url: str, stream: str, decisions: int, batch: int) -> str:
+async def drain(client: RedisClient, url: str, stream: str, decisions: int, batch: int) -> str:
     sql = SqlHistory(url, batch_max=batch)  # as `history.drain.main` builds it
     await sql.start()
     history = StreamHistory(client, sql, stream=stream)
@@ -125,8 +125,7 @@ async def drain(client: Redis, url: str, stream: str, decisions: int, batch: int
 
 
 async def bench(args: argparse.Namespace, url: str) -> None:
-    pool = BlockingConnectionPool.from_url(args.redis_url, max_connections=args.redis_pool, timeout=5)
-    client = Redis(connection_pool=pool)
+    client = redis_client(args.redis_url, max_connections=args.redis_pool, timeout=5)  # or redis+cluster://
     stream = f"nbo-bench:{os.getpid()}:history"
     sql = SqlHistory(url)
     await sql.start()

@@ -103,11 +103,19 @@ def fit_platt(labels: np.ndarray, probabilities: np.ndarray, iterations: int = 5
     return Calibration("platt", (float(theta[0]), float(theta[1])))
 
 
+MIN_ISOTONIC_BINS = 5  # fewer bins than this flattens the ranking into a few steps (one bin: a constant)
+
+
 def fit_calibration(labels: np.ndarray, probabilities: np.ndarray, method: str = "isotonic") -> Calibration:
-    """Fit the named calibration kind ("isotonic", "platt" or "identity")."""
-    if method == "isotonic":
+    """Fit the named calibration kind ("isotonic", "platt" or "identity").
+
+    Isotonic needs ~50 rows per bin; on fewer than `MIN_ISOTONIC_BINS` bins' worth of rows it would map
+    every prediction to a handful of rates (or one), throwing away what the model ranks. Platt scaling is
+    monotone with two parameters, so it keeps the ranking on small calibration sets: it is used there.
+    """
+    if method == "isotonic" and len(probabilities) >= 50 * MIN_ISOTONIC_BINS:
         return fit_isotonic(labels, probabilities)
-    if method == "platt":
+    if method in ("isotonic", "platt"):
         return fit_platt(labels, probabilities)
     return Calibration.identity()
 

@@ -76,6 +76,11 @@ class LightGBMScorer:
         """The scorer that scores this customer: this one (see `ChampionChallengerScorer`)."""
         return self
 
+    @property
+    def known_offer_ids(self) -> frozenset[str]:
+        """The offers the model was trained on (any other is new: scored by its posterior instead)."""
+        return self._known
+
     def predict_raw(self, rows: np.ndarray) -> np.ndarray:
         """The model's uncalibrated probabilities for encoded rows."""
         if self._compiled is not None:

@@ -40,9 +40,25 @@ class ModelNotFound(LookupError):
 
 @dataclass(frozen=True, slots=True)
 class Pointers:
+    """The registry's serving state. `previous` holds the earlier champions, oldest first: `rollback`
+    returns to the last of them (a pointers file written before it existed reads as no history)."""
+
     champion: str | None = None
     challenger: str | None = None
     challenger_share: float = 0.0
+    previous: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Pointers:
+        data = orjson.loads(raw)
+        if not isinstance(data, dict):
+            raise ValueError("the pointers file does not hold an object")
+        return cls(
+            data.get("champion"),
+            data.get("challenger"),
+            float(data.get("challenger_share", 0.0)),
+            tuple(data.get("previous", ())),
+        )
 
 
 class ModelRegistry:
@@ -57,10 +73,13 @@ class ModelRegistry:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
 
-    def register(self, model_text: str, metadata: ModelMetadata, *, now: float | None = None) -> ModelMetadata:
+    def register(
+        self, model_text: str, metadata: ModelMetadata, *, now: float | None = None, first_is_champion: bool = True
+    ) -> ModelMetadata:
         """Store a model version and return its metadata with the assigned version.
 
-        The first version of a model becomes its champion; later ones wait for `promote`.
+        The first version of a model becomes its champion (unless `first_is_champion` is False: `nbo
+        train` registers candidates only); later ones wait for `promote`.
         """
         now = time.time() if now is None else now
         sha = hashlib.sha256(model_text.encode()).hexdigest()
@@ -68,7 +87,7 @@ class ModelRegistry:
         version = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now))}-{content}"
         stored = metadata.with_version(version, now, sha)
         self._write_version(metadata.name, stored, model_text)
-        if self.pointers(metadata.name).champion is None:
+        if first_is_champion and self.pointers(metadata.name).champion is None:
             self.promote(metadata.name, version)
         return stored
 
@@ -115,32 +134,53 @@ class ModelRegistry:
             return []
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self.list_versions(p.name))
 
+    def pointers_path(self, name: str) -> Path:
+        """The champion pointer file: what running replicas poll to pick up a promotion or a rollback."""
+        return self.root / name / POINTERS_FILE
+
     def pointers(self, name: str) -> Pointers:
-        path = self.root / name / POINTERS_FILE
-        return Pointers(**orjson.loads(path.read_bytes())) if path.exists() else Pointers()
+        path = self.pointers_path(name)
+        return Pointers.from_json(path.read_bytes()) if path.exists() else Pointers()
 
     def promote(self, name: str, version: str) -> Pointers:
-        """Make a version the champion (a challenger that is promoted stops being the challenger)."""
+        """Make a version the champion (a challenger that is promoted stops being the challenger); the
+        champion it replaces goes on the history that `rollback` returns to."""
         self._resolve(name, version)
         current = self.pointers(name)
-        if current.challenger == version:
-            current = Pointers(current.champion)
-        return self._write_pointers(name, Pointers(version, current.challenger, current.challenger_share))
+        if current.champion == version:
+            return current
+        challenger = current.challenger if current.challenger != version else None
+        share = current.challenger_share if challenger else 0.0
+        previous = (*current.previous, current.champion) if current.champion else current.previous
+        return self._write_pointers(name, Pointers(version, challenger, share, previous))
+
+    def rollback(self, name: str) -> Pointers:
+        """Make the previous champion the champion again (the challenger is left as it is)."""
+        current = self.pointers(name)
+        if not current.previous:
+            raise ModelNotFound(f"model {name!r} has no previous champion to roll back to")
+        back = current.previous[-1]
+        self._resolve(name, back)
+        challenger = current.challenger if current.challenger != back else None
+        rolled = Pointers(back, challenger, current.challenger_share if challenger else 0.0, current.previous[:-1])
+        return self._write_pointers(name, rolled)
 
     def set_challenger(self, name: str, version: str, share: float) -> Pointers:
         """Send a share of customers (0 < share < 1, by a stable hash of their id) to a version."""
         if not 0.0 < share < 1.0:
             raise ValueError("a challenger's share must be between 0 and 1")
         self._resolve(name, version)
-        return self._write_pointers(name, Pointers(self.pointers(name).champion, version, share))
+        current = self.pointers(name)
+        return self._write_pointers(name, Pointers(current.champion, version, share, current.previous))
 
     def clear_challenger(self, name: str) -> Pointers:
-        return self._write_pointers(name, Pointers(self.pointers(name).champion))
+        current = self.pointers(name)
+        return self._write_pointers(name, Pointers(current.champion, previous=current.previous))
 
     def _write_pointers(self, name: str, pointers: Pointers) -> Pointers:
         path = self.root / name / POINTERS_FILE
         tmp = path.with_name(f".{POINTERS_FILE}.{os.getpid()}.tmp")
-        tmp.write_bytes(orjson.dumps(asdict(pointers)))
+        tmp.write_bytes(orjson.dumps(asdict(pointers)))  # a tuple is written as a JSON list
         tmp.replace(path)
         return pointers
 

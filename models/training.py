@@ -228,3 +228,17 @@ def _within_offer_auc(test: TrainingSet, p: np.ndarray) -> float:
     values = [auc(test.y[m], p[m]) for m in (test.offer_ids == o for o in np.unique(test.offer_ids))]
     values = [v for v in values if v == v]  # offers with one class in the test have no AUC
     return float(np.mean(values)) if values else float("nan")
+
+
+def per_offer_predictions(
+    train: TrainingSet,
+    cal: TrainingSet,
+    test: TrainingSet,
+    config: TrainingConfig = PER_OFFER_CONFIG,
+    min_positives: int = 20,
+) -> tuple[np.ndarray, int]:
+    """Platt-calibrated test probabilities of one model per offer (an offer with fewer than
+    `min_positives` training positives gets its smoothed rate), and how many offers had a model."""
+    if len(test) == 0:
+        return np.empty(0), 0
+    return _PerOffer(train, cal, config, min_positives).predict(test)

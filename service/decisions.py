@@ -14,13 +14,14 @@ from collections.abc import Callable
 
 from decisioning.catalogue import Catalogue
 from decisioning.engine import Decision, DecisionRequest, decide
-from decisioning.ports import CustomerCache, CustomerLock, LockTimeout, Scorer
+from decisioning.ports import CustomerCache, CustomerLock, LockTimeout, Scorer, StoreUnavailable
 from decisioning.quality import validate_features
 from decisioning.records import DecisionRecord
 from decisioning.summary import HistorySummary
 from decisioning.types import Context, CustomerFeatures
 from service.budgets import BudgetReservations, Reservation
 from service.commands import Decide
+from service.degraded import DegradedPath
 from service.errors import InvalidInput, Overloaded, Unavailable
 from service.metrics import Metrics
 from service.recorder import DecisionRecorder
@@ -66,7 +67,10 @@ class DecisionPath:
         clock: Callable[[], float],
         max_offers_limit: int = 20,
         max_in_flight: int = 256,
+        in_flight: InFlightLimit | None = None,
+        degraded: DegradedPath | None = None,
     ) -> None:
+        self.degraded = degraded
         self.catalogue = catalogue
         self.scorer = scorer
         self.cache = cache
@@ -78,7 +82,8 @@ class DecisionPath:
         self.metrics = metrics
         self.clock = clock
         self.max_offers_limit = max_offers_limit
-        self.in_flight = InFlightLimit(max_in_flight, metrics)
+        # Given when the path is rebuilt by a reload: the decisions in flight on the old path still count.
+        self.in_flight = in_flight or InFlightLimit(max_in_flight, metrics)
 
     async def decide(self, command: Decide) -> tuple[Decision, bool]:
         """Decide for one contact and record it; (decision, replayed). `replayed`: the request id had been
@@ -94,13 +99,17 @@ class DecisionPath:
             except LockTimeout as err:
                 self.metrics.errors.labels("customer_lock").inc()
                 raise Unavailable("too many concurrent decisions for this customer; retry") from err
+            except StoreUnavailable as err:
+                # Raised only before anything was recorded (the recorder turns its own failures into
+                # Unavailable, and cleanups never raise it): deciding again, degraded, cannot double a decision.
+                decision, replayed = await self._decide_degraded(command, err)
             if not replayed:
                 self._observe(decision, time.perf_counter() - start)
             return decision, replayed
 
     async def _decide_locked(self, command: Decide) -> tuple[Decision, bool]:
         # Checked under the customer's lock: a retry racing its first attempt waits for it, then sees it.
-        if command.request_id and (earlier := await self.recorded.find(command.request_id)):
+        if command.request_id and (earlier := await self._find(command.request_id)):
             return self._replay(command, earlier), True
         now = self.clock()
         scorer = self.scorer.for_customer(command.customer_id)  # champion or challenger, by a stable hash
@@ -117,12 +126,35 @@ class DecisionPath:
         stored = await self.recorder.record(decision, reservation, command.request_id)
         lap("record")
         if not stored:  # another attempt of this request was stored first (its lock lease ran out)
-            earlier = await self.recorded.find(command.request_id) if command.request_id else None
+            earlier = await self._find(command.request_id) if command.request_id else None
             if earlier is None:
                 raise Unavailable("the decision was not recorded; retry")
             return self._replay(command, earlier), True
         self._count_data_quality(command.channel, customer)
         return decision, False
+
+    async def _decide_degraded(self, command: Decide, cause: StoreUnavailable) -> tuple[Decision, bool]:
+        """The degraded decision (see service/degraded.py), without the customer's lock."""
+        if self.degraded is None:
+            raise Unavailable(str(cause)) from cause
+        if command.request_id and (earlier := await self._find(command.request_id)):
+            return self._replay(command, earlier), True
+        now = self.clock()
+        reason = f"{cause.store}_unavailable"
+        decision, stored = await self.degraded.decide(command, now, _context(command, now), reason)
+        if not stored:
+            earlier = await self._find(command.request_id) if command.request_id else None
+            if earlier is None:
+                raise Unavailable("the decision was not recorded; retry")
+            return self._replay(command, earlier), True
+        return decision, False
+
+    async def _find(self, request_id: str) -> DecisionRecord | None:
+        # A request id's earlier decision cannot be looked up: deciding anew could answer one request twice.
+        try:
+            return await self.recorded.find(request_id)
+        except StoreUnavailable as err:
+            raise Unavailable("the contact history cannot be read to check the request id; retry") from err
 
     async def _decide_within_budgets(
         self, request: DecisionRequest, summary: HistorySummary, scorer: Scorer

@@ -55,4 +55,23 @@ class Metrics:
         self.budget_rejections = Counter(
             "nbo_budget_rejections_total", "Offers dropped: volume budget used up", ["offer"], registry=r
         )
+        self.degraded = Counter(
+            "nbo_degraded_decisions_total",
+            "Decisions made without features, history summary or budgets (a store down)",
+            ["channel", "reason"],
+            registry=r,
+        )
+        # Set from the adapters by app/bootstrap.py (set_function): the history's local spool and Redis's breaker.
+        self.spool_records = Gauge("nbo_spool_records", "History writes held in the local spool", registry=r)
+        self.spool_bytes = Gauge("nbo_spool_bytes", "Size of the local history spool", registry=r)
+        self.spool_oldest_seconds = Gauge(
+            "nbo_spool_oldest_age_seconds", "Age of the oldest write held in the spool (0 when empty)", registry=r
+        )
+        self.redis_circuit_open = Gauge(
+            "nbo_redis_circuit_open", "1 while the Redis circuit breaker is open", registry=r
+        )
+        self.reloads = Counter(
+            "nbo_reloads_total", "Catalogue and model reloads: what, and whether it was applied or refused",
+            ["what", "outcome"], registry=r,
+        )  # fmt: skip
         self.ready = Gauge("nbo_ready", "1 when stores, catalogue and model are ready", registry=r)

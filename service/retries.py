@@ -41,6 +41,8 @@ class RecordedDecisions:
             model_version=record.model_version,
             direction=Direction.OUTBOUND if self.catalogue.is_outbound(record.channel) else Direction.INBOUND,
             notes=(REPLAYED_NOTE,),
+            features=record.features,
+            feature_schema=record.feature_schema,
         )
 
     def _presented(self, contact: ContactRecord, context: Context) -> PresentedOffer:

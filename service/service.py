@@ -14,15 +14,25 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from decisioning.catalogue import Catalogue
-from decisioning.ports import BudgetCounter, ContactHistory, CustomerCache, CustomerLock, EventRules, Scorer
+from decisioning.ports import (
+    BudgetCounter,
+    ContactHistory,
+    CustomerCache,
+    CustomerLock,
+    EventRules,
+    PrescoredFallback,
+    Scorer,
+)
 from decisioning.records import HistoryEntry
 from service.budgets import BudgetReservations
 from service.commands import ApplyEvent, Decide, ReportSend, Respond
 from service.contacts import OutboundContacts
-from service.decisions import DecisionPath
+from service.decisions import DecisionPath, InFlightLimit
+from service.degraded import DegradedPath
 from service.events import EventIntake
 from service.metrics import Metrics
 from service.recorder import DecisionRecorder
@@ -30,6 +40,20 @@ from service.responses import ResponseIntake
 from service.results import ContactsResult, DecisionResult, EventResult, ResponseResult
 from service.retries import RecordedDecisions
 from service.summaries import Summaries
+
+
+@dataclass(frozen=True, slots=True)
+class _Pieces:
+    """Everything that holds the catalogue, the model or the event rules: swapped as one by `reload`."""
+
+    catalogue: Catalogue
+    scorer: Scorer
+    event_rules: EventRules
+    budgets: BudgetReservations
+    decisions: DecisionPath
+    responses: ResponseIntake
+    events: EventIntake
+    contacts: OutboundContacts
 
 
 class DecisionService:
@@ -50,32 +74,98 @@ class DecisionService:
         max_offers_limit: int = 20,
         max_in_flight: int = 256,
         clock: Callable[[], float] = time.time,
+        fallback: PrescoredFallback | None = None,
     ) -> None:
-        self.catalogue = catalogue
-        self.scorer = scorer
         self.cache = cache
         self.history = history
         self.metrics = metrics or Metrics()
         self.clock = clock
+        # Shared by every generation of the pieces below: a reload keeps the stores, the locks, the
+        # summaries and the count of decisions in flight.
+        self._budget_counter = budgets
+        self._locks = locks
+        self._max_offers_limit = max_offers_limit
+        self._in_flight = InFlightLimit(max_in_flight, self.metrics)
+        self._fallback = fallback
         self.summaries = Summaries(cache, history, self.metrics)
-        self.budgets = BudgetReservations(catalogue, budgets, self.metrics)
-        self.decisions = DecisionPath(
+        self._pieces = self._build(catalogue, scorer, events)
+
+    def reload(
+        self, *, catalogue: Catalogue | None = None, scorer: Scorer | None = None, events: EventRules | None = None
+    ) -> None:
+        """Serve a new catalogue, model or event rules (those not given stay): the pieces that hold them
+        are rebuilt, then swapped in one assignment. A request in flight finishes on the pieces it
+        started with; the next one sees the new ones. Loading and validating is the caller's job.
+
+        >>> service.reload(scorer=registry.scorer("nbo"))  # doctest: +SKIP
+        """
+        current = self._pieces
+        self._pieces = self._build(
+            catalogue or current.catalogue, scorer or current.scorer, events or current.event_rules
+        )
+
+    def _build(self, catalogue: Catalogue, scorer: Scorer, events: EventRules) -> _Pieces:
+        budgets = BudgetReservations(catalogue, self._budget_counter, self.metrics)
+        recorder = DecisionRecorder(self.history, self.summaries, budgets, self.metrics)
+        decisions = DecisionPath(
             catalogue=catalogue,
             scorer=scorer,
-            cache=cache,
-            locks=locks,
+            cache=self.cache,
+            locks=self._locks,
             summaries=self.summaries,
-            budgets=self.budgets,
-            recorder=DecisionRecorder(history, self.summaries, self.budgets, self.metrics),
-            recorded=RecordedDecisions(history, catalogue),
+            budgets=budgets,
+            recorder=recorder,
+            recorded=RecordedDecisions(self.history, catalogue),
             metrics=self.metrics,
-            clock=clock,
-            max_offers_limit=max_offers_limit,
-            max_in_flight=max_in_flight,
+            clock=self.clock,
+            max_offers_limit=self._max_offers_limit,
+            in_flight=self._in_flight,
+            # When a store is down, decide from what needs none (see service/degraded.py).
+            degraded=DegradedPath(catalogue, scorer, self._fallback, recorder, self.metrics),
         )
-        self.responses = ResponseIntake(catalogue, history, self.summaries, self.budgets, self.metrics, clock)
-        self.events = EventIntake(events, cache, self.metrics, clock)
-        self.contacts = OutboundContacts(catalogue, history, cache, self.summaries, self.budgets, clock)
+        return _Pieces(
+            catalogue,
+            scorer,
+            events,
+            budgets,
+            decisions,
+            ResponseIntake(catalogue, self.history, self.summaries, budgets, self.metrics, self.clock),
+            EventIntake(events, self.cache, self.metrics, self.clock),
+            OutboundContacts(catalogue, self.history, self.cache, self.summaries, budgets, self.clock),
+        )
+
+    # The current generation's pieces (read once per request: see `reload`).
+    @property
+    def catalogue(self) -> Catalogue:
+        return self._pieces.catalogue
+
+    @property
+    def scorer(self) -> Scorer:
+        return self._pieces.scorer
+
+    @property
+    def event_rules(self) -> EventRules:
+        return self._pieces.event_rules
+
+    @property
+    def budgets(self) -> BudgetReservations:
+        return self._pieces.budgets
+
+    @property
+    def decisions(self) -> DecisionPath:
+        return self._pieces.decisions
+
+    @property
+    def responses(self) -> ResponseIntake:
+        return self._pieces.responses
+
+    @property
+    def events(self) -> EventIntake:
+        return self._pieces.events
+
+    @property
+    def contacts(self) -> OutboundContacts:
+        return self._pieces.contacts
 
     async def decide(self, command: Decide) -> DecisionResult:
         """Decide for one contact, record the decision durably, then return it."""

@@ -17,13 +17,15 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 import pytest
-from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
+from features import redis_client as redis_clients
+from features.redis_client import RedisClient
 from history.migrate import upgrade
 
 REDIS_URL = os.environ.get("NBO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -37,20 +39,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
-async def redis_client() -> AsyncIterator[Redis]:
+async def redis_client() -> AsyncIterator[RedisClient]:
     """A client on the test Redis; a bounded, blocking pool so that 2,000 concurrent calls queue."""
-    client = Redis(connection_pool=BlockingConnectionPool.from_url(REDIS_URL, max_connections=32, timeout=30))
+    async with redis_test_client(REDIS_URL) as client:
+        yield client
+
+
+@asynccontextmanager
+async def redis_test_client(url: str) -> AsyncIterator[RedisClient]:
+    """The service's client for `url` (single server or `redis+cluster://`), 32 connections, callers
+    queue beyond; an unreachable Redis fails the test."""
+    client = redis_clients.redis_client(url, max_connections=32, timeout=30)
     try:
         await client.ping()
     except (OSError, RedisError) as error:
         await client.aclose()
-        pytest.fail(f"Redis at {REDIS_URL} is unreachable: {error!r}")
-    yield client
-    await client.aclose()
+        pytest.fail(f"Redis at {url} is unreachable: {error!r}")
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 PG_SERVER = os.environ.get("NBO_TEST_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
-PG_HISTORY_TABLES = ("decisions", "contacts", "responses")
+PG_HISTORY_TABLES = ("decisions", "contacts", "responses", "contact_keys", "response_keys", "api_keys")  # 0005, 0003
 
 
 def pg_run(coro: Coroutine[Any, Any, Any]) -> Any:

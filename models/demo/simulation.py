@@ -22,6 +22,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from decisioning.catalogue import feature_vector
+from decisioning.ports import CustomerSnapshot
+from decisioning.quality import validate_features
 from decisioning.records import ContactRecord, DecisionRecord, ResponseRecord
 from decisioning.types import DAY, Context, Direction, FeatureValue, Outcome
 from models.dataset import FeatureSnapshots
@@ -183,7 +186,7 @@ class _Simulator:
         p = self.truth.probability(values, offer, contact.channel, intent, contact.at)
         self.responses += _respond(self.rng, record, p, self._window(offer), self.now)
         if contact.campaign is None:
-            self.decisions.append(self._decision(record, intent))
+            self.decisions.append(self._decision(record, intent, values))
         else:
             self.sends.append(record)
 
@@ -219,7 +222,11 @@ class _Simulator:
             campaign=contact.campaign,
         )
 
-    def _decision(self, c: ContactRecord, intent: str | None) -> DecisionRecord:
+    def _decision(self, c: ContactRecord, intent: str | None, values: Features) -> DecisionRecord:
+        # Kept as the service keeps them: validated against the schema at the decision's time.
+        validated = validate_features(
+            self.catalogue.features, c.customer_id, CustomerSnapshot(c.customer_id, values), c.at
+        )
         return DecisionRecord(
             decision_id=c.contact_id,
             customer_id=c.customer_id,
@@ -231,6 +238,8 @@ class _Simulator:
             model_version=MODEL_VERSION,
             catalogue_version=self.catalogue.version,
             contacts=(c,),
+            features=feature_vector(self.catalogue.features, validated.values),
+            feature_schema=self.catalogue.feature_schema,
         )
 
     def _window(self, offer: Offer) -> float:

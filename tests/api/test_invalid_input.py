@@ -97,3 +97,21 @@ async def test_response_to_an_unknown_decision_is_404(client):
 async def test_error_bodies_do_not_echo_submitted_values(client):
     response = await client.post("/v1/decisions", json={**GOOD, "customer_id": "jane.doe@example.com!"})
     assert "body.customer_id" in fields(response) and "jane.doe" not in response.text
+
+
+async def test_a_body_that_is_not_text_is_a_422_in_the_usual_shape(client):
+    # Found by the schemathesis run: FastAPI answered 400 {"detail": "There was an error parsing the body"}.
+    for body in (b"\x80", b"\x00" * 9):
+        answer = await client.post("/v1/decisions", content=body, headers={"content-type": "application/json"})
+        assert answer.status_code == 422, answer.text
+        assert answer.json() == {
+            "error": "validation",
+            "detail": [{"loc": ["body"], "msg": "the body could not be parsed as JSON", "type": "json_invalid"}],
+        }
+
+
+async def test_an_unknown_path_or_method_answers_in_the_error_shape(client):
+    assert (await client.get("/v1/nothing")).json() == {"error": "not_found", "detail": "Not Found"}
+    refused = await client.delete("/v1/decisions")
+    assert refused.status_code == 405 and refused.json()["error"] == "method_not_allowed"
+    assert refused.headers["allow"] == "POST"

@@ -28,7 +28,7 @@ from history.drain import MAX_STRIKES, Drainer, requeue_dead
 from history.stream import DATA, KIND, StreamFullError, StreamHistory, decode_entry, encode_record, marker_prefix
 from history.tables import contacts, decisions, responses
 
-from .conftest import REDIS_SESSION_PREFIX, REDIS_URL
+from .conftest import REDIS_SESSION_PREFIX
 from .test_history_contract import NO_HANG, REPO, T0, count, decision, response, send
 
 # --- the entry codec: every record comes back equal ------------------------------------------------------
@@ -72,6 +72,8 @@ _decisions = st.builds(
     context=st.dictionaries(_text, _json, max_size=4),
     candidates=st.lists(st.dictionaries(_text, _json, max_size=3), max_size=3).map(tuple),
     request_id=st.none() | _text,
+    features=st.none() | st.lists(st.none() | st.booleans() | _finite | _text, max_size=5).map(tuple),
+    feature_schema=st.none() | _text,
 )
 _responses = st.builds(
     ResponseRecord,
@@ -445,8 +447,10 @@ async def test_the_drainer_recovers_a_deleted_stream(
     assert await count(history.sql, decisions) == 2
 
 
-async def test_the_drain_command_drains_until_sigterm(history: StreamHistory, sql_url: str, stream: str):
-    code = f"import asyncio; from history.drain import main; asyncio.run(main({sql_url!r}, {REDIS_URL!r}, {stream!r}))"
+async def test_the_drain_command_drains_until_sigterm(
+    history: StreamHistory, sql_url: str, redis_url: str, stream: str
+):
+    code = f"import asyncio; from history.drain import main; asyncio.run(main({sql_url!r}, {redis_url!r}, {stream!r}))"
     process = await asyncio.create_subprocess_exec(sys.executable, "-c", code, cwd=REPO)
     try:
         await asyncio.gather(*(history.record_decision(decision(f"d-{i}")) for i in range(100)))

@@ -34,13 +34,14 @@ from redis.asyncio import Redis
 
 from coordination.budgets import RedisBudgetCounter
 from features.redis_cache import RedisCustomerCache
+from history.keys import SCOPES, SqlKeyStore
 from policies.loader import load_catalogue
 from tests.conftest import PG_SERVER, REDIS_URL, pg_async_url, pg_run
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = ROOT / "tests" / "fixtures" / "stack_catalogue"
 SESSION = f"nbo-e2e-{uuid.uuid4().hex[:8]}"
-HISTORY_TABLES = ("decisions", "contacts", "responses")
+HISTORY_TABLES = ("decisions", "contacts", "responses", "contact_keys", "response_keys", "api_keys")  # 0005, 0003
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------------
@@ -94,6 +95,8 @@ class Stack:
     model_dir: Path
     catalogue_dir: Path = CATALOGUE
     feature_names: tuple[str, ...] = field(init=False)
+    # `Authorization` for a key with every scope and channel: production refuses NBO_AUTH=none.
+    auth: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.feature_names = tuple(f.name for f in load_catalogue(self.catalogue_dir).features)
@@ -144,10 +147,22 @@ async def stack(stack_database: str, redis_client: Redis, tmp_path: Path) -> Asy
     await pg_fetch(stack_database, f"TRUNCATE {', '.join(HISTORY_TABLES)}")
     prefix = f"{SESSION}:{uuid.uuid4().hex[:8]}"
     (tmp_path / "models").mkdir()
-    yield Stack(stack_database, redis_client, prefix, tmp_path / "models")
+    stack = Stack(stack_database, redis_client, prefix, tmp_path / "models")
+    stack.auth = await all_powerful_key(stack.database_url)
+    yield stack
     keys = [key async for key in redis_client.scan_iter(match=f"{prefix}:*", count=1000)]
     if keys:
         await redis_client.delete(*keys)
+
+
+async def all_powerful_key(database_url: str) -> dict[str, str]:
+    store = SqlKeyStore(database_url)
+    await store.start()
+    try:
+        _, key = await store.create("e2e", set(SCOPES), None)
+    finally:
+        await store.close()
+    return {"Authorization": f"Bearer {key}"}
 
 
 # --- the server process -------------------------------------------------------------------------------
@@ -167,6 +182,7 @@ class ServiceProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.auth: dict[str, str] = {}  # the `Authorization` header clients send (the stack's key)
 
     def start(self, timeout: float = 60.0) -> ServiceProcess:
         command = [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port), "--workers", str(self.workers)]
@@ -282,6 +298,7 @@ def serve(stack: Stack, tmp_path: Path) -> Iterator[Callable[..., ServiceProcess
     def _serve(workers: int = 1, **env: str) -> ServiceProcess:
         log = tmp_path / f"serve-{len(started)}.log"
         server = ServiceProcess(stack.environ(**env), workers, log)
+        server.auth = stack.auth
         started.append(server)
         return server.start()
 

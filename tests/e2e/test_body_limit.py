@@ -108,7 +108,7 @@ def test_a_body_just_within_the_limit_is_decided(server: ServiceProcess):
     decision = json.dumps({"customer_id": "c-1", "channel": "web"}).encode()
     body = decision.ljust(LIMIT, b" ")  # JSON allows the padding
     request = urllib.request.Request(
-        f"{server.url}/v1/decisions", data=body, headers={"Content-Type": "application/json"}
+        f"{server.url}/v1/decisions", data=body, headers={"Content-Type": "application/json", **server.auth}
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         assert response.status == 200

@@ -24,11 +24,11 @@ DECISIONS = 2_000
 BUDGETED, LIMIT, RUNNER_UP = "advice_call", 100, "savings_plus"
 
 
-async def decide_all(url: str, customers: list[str]) -> list[tuple[int, Any]]:
+async def decide_all(url: str, customers: list[str], auth: dict[str, str]) -> list[tuple[int, Any]]:
     """One decision per customer, all in flight at once, each on its own connection."""
     connector = aiohttp.TCPConnector(limit=len(customers))
     timeout = aiohttp.ClientTimeout(total=120)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=auth) as session:
 
         async def one(customer_id: str) -> tuple[int, Any]:
             body = {"customer_id": customer_id, "channel": "web", "max_offers": 1}
@@ -46,7 +46,7 @@ async def test_a_daily_budget_of_100_holds_across_two_worker_processes(
     server = serve(workers=2, NBO_MAX_IN_FLIGHT="4000")
     cpu_before = server.cpu_seconds()
     started = time.perf_counter()
-    answers = await decide_all(server.url, customers)
+    answers = await decide_all(server.url, customers, server.auth)
     elapsed = time.perf_counter() - started
     cpu_used = {pid: seconds - cpu_before.get(pid, 0.0) for pid, seconds in server.cpu_seconds().items()}
 

@@ -90,9 +90,9 @@ async def stream(
             ledger.refused[request_id] = status
 
 
-async def retry_unanswered(url: str, ledger: Ledger) -> None:
+async def retry_unanswered(url: str, ledger: Ledger, auth: dict[str, str]) -> None:
     """Send every unanswered request again, with its request id, to the restarted server."""
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=auth) as session:
         for request_id in sorted(ledger.unanswered):
             status, payload = await post_until_not_busy(session, url, ledger.sent[request_id])
             if status == 200:
@@ -107,7 +107,8 @@ async def retry_unanswered(url: str, ledger: Ledger) -> None:
 async def stream_and_kill(server: ServiceProcess, customers: list[str]) -> Ledger:
     ledger, stop = Ledger(), asyncio.Event()
     connector = aiohttp.TCPConnector(limit=CLIENTS)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=server.auth) as session:
         clients = [asyncio.create_task(stream(session, server.url, c, customers, ledger, stop)) for c in range(CLIENTS)]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(ledger.enough.wait(), MAX_STREAM_SECONDS)
@@ -134,7 +135,7 @@ async def test_no_acknowledged_decision_is_lost_or_duplicated_when_the_server_is
     ledger = await stream_and_kill(server, customers)
     acknowledged_before_crash = len(ledger.acknowledged)
     server.start()  # the same port, the same stores
-    await retry_unanswered(server.url, ledger)
+    await retry_unanswered(server.url, ledger, server.auth)
     if history_mode == "write_behind":
         await wait_until_drained(stack)
 
@@ -201,7 +202,7 @@ async def test_concurrent_retries_of_one_request_acknowledge_only_what_is_record
     (customer,) = stack.load_customers(tmp_path, 1)
     server = serve(workers=1, NBO_HISTORY_MODE=history_mode)
     body = decision_body(customer, "r-retried")
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=server.auth) as session:
         answers = await asyncio.gather(*(post(session, server.url, body) for _ in range(4)))
     if history_mode == "write_behind":
         drain()

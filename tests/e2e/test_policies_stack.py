@@ -44,7 +44,7 @@ async def client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     stack.load_customers(tmp_path, 2)
     server = serve(workers=1)
-    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10, headers=server.auth) as client:
         yield client
 
 

@@ -55,9 +55,7 @@ def test_rules_of_three_classes_drop_offers_and_name_class_rule_and_values():
     gold = offer("card_gold", rules=[ADULT, NO_CARD, NOT_IN_ARREARS])
     cat = catalogue([gold])
     young = explained(run(cat, {"age": 17, "has_credit_card": False, "in_arrears": False}))["card_gold"]
-    assert (
-        young.stage is Stage.ELIGIBILITY and young.rule.name == "adult" and young.rule.owner == "group:cards"
-    )
+    assert young.stage is Stage.ELIGIBILITY and young.rule.name == "adult" and young.rule.owner == "group:cards"
     assert young.rule.values == {"age": 17}
     holder = explained(run(cat, {"age": 30, "has_credit_card": True, "in_arrears": False}))["card_gold"]
     assert holder.stage is Stage.APPLICABILITY and "not has_credit_card" in holder.reason
@@ -149,9 +147,7 @@ def test_call_centre_sees_what_the_web_showed_yesterday():
     scorer = FixedScorer({"card_gold": 0.5, "loan": 0.1})
     decision = run(cat, summary=shown, channel="call_centre", scorer=scorer)
     assert decision.offers[0].offer.id == "loan"
-    answered = HistorySummary(
-        (*shown.events, event(0.5, "loan", "declined", group="loans", decision_id="d-web"))
-    )
+    answered = HistorySummary((*shown.events, event(0.5, "loan", "declined", group="loans", decision_id="d-web")))
     assert run(cat, summary=answered, channel="call_centre", scorer=scorer).offers[0].offer.id == "card_gold"
 
 
@@ -229,3 +225,40 @@ def test_journey_offer_b_only_after_a_was_accepted():
     cat = catalogue([offer("card_upgrade", rules=[AFTER_A])])
     assert not offered(cat, HistorySummary((event(5, "card_cashback", "declined"),)))
     assert offered(cat, HistorySummary((event(5, "card_cashback", "accepted"),)))
+
+
+def test_the_record_keeps_the_validated_features_in_schema_order_with_the_schema_version():
+    import dataclasses
+
+    from decisioning.catalogue import feature_schema_version
+
+    specs = (
+        FeatureSpec("segment", FeatureType.CATEGORY, "mass", categories=("mass", "gold")),
+        FeatureSpec("age", FeatureType.NUMBER, 40, minimum=16, maximum=110),
+        FeatureSpec("has_credit_card", FeatureType.BOOL, False),
+    )
+    cat = dataclasses.replace(catalogue([offer("welcome")]), features=specs)
+    validated = validate_features(specs, "c-1", CustomerSnapshot("c-1", {"age": "33", "segment": "gold"}), NOW)
+    record = run(cat, cust=validated).to_record()
+    assert record.features == ("gold", 33.0, False)  # has_credit_card defaulted: the default was decided on
+    assert record.feature_schema == feature_schema_version(specs) == cat.feature_schema
+
+
+def test_the_feature_schema_version_changes_with_the_specs_but_not_their_descriptions():
+    from decisioning.catalogue import feature_schema_version
+
+    age = FeatureSpec("age", FeatureType.NUMBER, 40, minimum=16)
+    assert feature_schema_version((age,)) == feature_schema_version(
+        (FeatureSpec(**{**_fields(age), "description": "x"}),)
+    )
+    assert feature_schema_version((age,)) != feature_schema_version((FeatureSpec(**{**_fields(age), "minimum": 18}),))
+    assert feature_schema_version((age, ADULT_SPEC)) != feature_schema_version((ADULT_SPEC, age))
+
+
+ADULT_SPEC = FeatureSpec("is_resident", FeatureType.BOOL, True)
+
+
+def _fields(spec: FeatureSpec) -> dict:
+    import dataclasses
+
+    return {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}

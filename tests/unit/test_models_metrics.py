@@ -102,3 +102,14 @@ def test_identity_and_empty_fits_change_nothing():
     p = np.array([0.1, 0.7])
     assert np.array_equal(Calibration.identity().apply(p), p)
     assert np.array_equal(fit_isotonic(np.array([]), np.array([])).apply(p), p)
+
+
+def test_a_small_calibration_set_keeps_the_models_ranking():
+    # 90 rows: too few for isotonic bins (one bin would map every prediction to one rate, AUC 0.5).
+    labels = np.array([1, 0, 0] * 30)
+    raw = np.where(labels == 1, 0.99, 0.01) + np.linspace(0, 0.001, 90)
+    fitted = fit_calibration(labels, raw, "isotonic")
+    calibrated = fitted.apply(raw)
+    assert fitted.kind == "platt"
+    assert calibrated[labels == 1].min() > calibrated[labels == 0].max()
+    assert fit_calibration(np.tile(labels, 4), np.tile(raw, 4), "isotonic").kind == "isotonic"  # 360 rows

@@ -31,7 +31,8 @@ def test_tests_not_marked_services_need_no_service():
 
 
 def test_the_lock_tests_use_the_test_redis_url():
-    done = pytest_run("-m", "services", "tests/contract/test_customer_locks.py")
+    # The [cluster] variants run on the Redis Cluster the tests start themselves, whatever the URL says.
+    done = pytest_run("-m", "services", "-k", "not cluster", "tests/contract/test_customer_locks.py")
     assert done.returncode == 1, done.stdout[-3000:]  # 5: nothing was marked; 0: another Redis was used
     assert f"Redis at {NOWHERE['NBO_TEST_REDIS_URL']} is unreachable" in done.stdout
     assert " passed" not in done.stdout.splitlines()[-1]

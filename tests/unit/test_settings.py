@@ -25,3 +25,27 @@ def test_embedded_mode_runs_one_worker():
 def test_workers_are_at_least_one():
     with pytest.raises(ValidationError, match="workers"):
         Settings(_env_file=None, redis_url="redis://127.0.0.1:6379/0", workers=0)
+
+
+REDIS = "redis://127.0.0.1:6379/0"
+PG = "postgresql+asyncpg://nbo@db/nbo"
+
+
+def test_production_refuses_to_run_without_api_keys():
+    with pytest.raises(ValidationError, match="production refuses NBO_AUTH=none"):
+        Settings(_env_file=None, environment="production", redis_url=REDIS, database_url=PG, auth="none")
+
+
+@pytest.mark.parametrize(
+    ("changes", "mode"),
+    [
+        ({}, "none"),  # the embedded development mode on a laptop
+        ({"environment": "test"}, "none"),
+        ({"redis_url": REDIS}, "keys"),  # shared stores: a deployment, keys unless said otherwise
+        ({"environment": "production", "redis_url": REDIS, "database_url": PG}, "keys"),
+        ({"auth": "keys"}, "keys"),
+        ({"redis_url": REDIS, "auth": "none"}, "none"),
+    ],
+)
+def test_api_keys_are_off_by_default_only_in_the_embedded_development_mode(changes: dict, mode: str):
+    assert Settings(_env_file=None, **changes).auth_mode == mode
