@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: run test install services lint bench bench-core bench-http bench-train demo clean
+.PHONY: run test install services lint bench bench-core bench-http bench-batch bench-train demo clean
 
 run: install ## install, build the demo bank (once), serve on http://127.0.0.1:8000
 	$(BIN)/nbo demo
@@ -35,6 +35,9 @@ bench-core: install ## decisions/s of the pure core: 100 offers, 200-tree LightG
 
 bench-http: install ## p50/p99 of POST /v1/decisions at a fixed rate, embedded default
 	$(BIN)/python -m loadtests.bench_http
+
+bench-batch: install ## the overnight batch: 1M customers x 50 offers, in process and on a 2-worker Dask LocalCluster
+	$(BIN)/python -m loadtests.bench_batch --customers $(or $(CUSTOMERS),1000000)
 
 bench-train: install ## nbo train on 1M logged contacts from PostgreSQL (COPY-generated): rows/s, peak memory
 	$(BIN)/python -m loadtests.bench_train

@@ -268,6 +268,65 @@ def db_upgrade(
     typer.echo(f"migrated {redact_url(target)}")
 
 
+# --- The overnight batch: prescoring and recording the sent list (app/prescoring.py, batch/) -----------------
+outbound_cli = typer.Typer(help="Outbound lists.", no_args_is_help=True)
+cli.add_typer(outbound_cli, name="outbound")
+
+
+@cli.command()
+def prescore(
+    channel: Annotated[str, typer.Option(help="The (outbound) channel the list is for")],
+    out: Annotated[Path, typer.Option(help="The list to write (Parquet)")],
+    top: Annotated[int, typer.Option(help="Offers per customer")] = 1,
+    as_of: Annotated[str | None, typer.Option(help="Decision time, ISO 8601 (default: now, or the run's)")] = None,
+    features: Annotated[Path | None, typer.Option(help="Feature Parquet (NBO_FEATURES_FILE)", exists=True)] = None,
+    features_from: Annotated[tuple[str, str] | None, typer.Option(
+        help="Another source: 'postgres-table NAME' (at NBO_DATABASE_URL)")] = None,
+    to_postgres: Annotated[str | None, typer.Option(help="Also COPY the list into this table")] = None,
+    to_redis: Annotated[bool, typer.Option(help="Also store the online fallback in Redis")] = False,
+    engine: Annotated[str, typer.Option(help="inprocess or dask")] = "inprocess",
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (default: a LocalCluster)")] = None,
+    workers: Annotated[int | None, typer.Option(help="Local worker processes (NBO_BATCH_WORKERS)")] = None,
+    run_id: Annotated[str | None, typer.Option(help="Resume this run (default: a new run id)")] = None,
+    partition_size: Annotated[int | None, typer.Option(help="Customers per partition")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar")] = True,
+) -> None:
+    """Decide the top offers of every customer, as POST /v1/decisions would at --as-of; resumable."""
+    from app.prescoring import PrescoreOptions, run_prescore
+
+    settings = Settings()
+    source = features or settings.features_file
+    table = None
+    if features_from is not None:
+        kind, table = features_from
+        if kind != "postgres-table":  # redis: not built yet (docs/batch.md)
+            raise typer.BadParameter(f"unknown source {kind!r} (postgres-table)", param_hint="--features-from")
+    elif source is None or not source.exists():
+        raise typer.BadParameter(f"no features file: {source}", param_hint="--features")
+    options = PrescoreOptions(
+        channel, top, source, out, as_of, run_id, engine, scheduler, workers or settings.batch_workers,
+        partition_size or settings.batch_partition_size, to_postgres, to_redis, progress, table,
+    )  # fmt: skip
+    result = run_prescore(settings, options)
+    typer.echo(result.stats.text())
+    typer.echo(f"run {result.run_dir.name}: {result.partitions} partitions ({result.resumed} resumed); "
+               f"list {result.out}; summary {result.run_dir / 'summary.json'}")  # fmt: skip
+
+
+@outbound_cli.command("record")
+def outbound_record(
+    file: Annotated[Path, typer.Argument(help="A prescored list (Parquet), as sent", exists=True)],
+    channel: Annotated[str, typer.Option(help="The channel the list was sent in")],
+    campaign: Annotated[str | None, typer.Option(help="Campaign name stored with each send")] = None,
+) -> None:
+    """Record the list's chosen offers as sent in the contact history (idempotent: a rerun adds nothing)."""
+    from app.prescoring import record_outbound_list
+
+    outcome = asyncio.run(record_outbound_list(Settings(), file, channel, campaign))
+    typer.echo(f"received {outcome.received:,} sends; recorded {outcome.recorded:,} new; over a contact "
+               f"policy: {dict(outcome.over_policies)}; over budget: {outcome.over_budget:,}")  # fmt: skip
+
+
 def main() -> None:
     cli()
 

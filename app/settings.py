@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     max_offers_limit: int = Field(20, ge=1, le=200)
     max_in_flight: int = Field(256, ge=1)  # decisions in progress per process before answering 503
     max_body_bytes: int = Field(256 * 1024, ge=1024)
+    # The overnight batch (`nbo prescore`): where run directories go, and its local worker processes.
+    batch_dir: Path = VAR / "batch"
+    batch_workers: int = Field(2, ge=1)
+    batch_partition_size: int = Field(50_000, ge=1)
+
     log_level: str = "INFO"
     access_log: bool = False
 

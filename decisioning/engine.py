@@ -130,16 +130,24 @@ def decide(
     scorer: Scorer,
     *,
     exhausted_budgets: frozenset[str] = frozenset(),
+    prefiltered: int | None = None,
+    view: HistoryView | None = None,
 ) -> Decision:
     """Decide which offers to present to one customer now, and why.
+
+    `prefiltered`: the bits (`decisioning.plan`) of the offers that already passed the active-date,
+    channel and rule filters, computed for many customers at once with the vectorised rules (the
+    overnight batch); the filters are then not run again here. None: run them (the online path).
+    `view`: the summary's `HistoryView` at the request's time, when the caller has built it already (the
+    batch shares one between all the customers with an empty history); None: built here.
 
     >>> request = DecisionRequest("d-1", customer, Context("web", now))  # doctest: +SKIP
     >>> decision = decide(catalogue, request, summary, scorer)  # doctest: +SKIP
     >>> [p.offer.id for p in decision.offers]  # doctest: +SKIP
     ['card_gold']
     """
-    run = _Run(catalogue, request, summary)
-    alive = run.filter_rules(run.filter_static())
+    run = _Run(catalogue, request, summary, view)
+    alive = run.filter_rules(run.filter_static()) if prefiltered is None else prefiltered
     offers = run.filter_policies(alive, exhausted_budgets)
     candidates = run.score(offers, scorer)
     control = in_control_group(request.customer.customer_id, catalogue.settings, request.context.now)
@@ -163,11 +171,13 @@ def _seed(decision_id: str) -> int:
 class _Run:
     """The state of one decision as it moves through the stages."""
 
-    def __init__(self, catalogue: Catalogue, request: DecisionRequest, summary: HistorySummary) -> None:
+    def __init__(
+        self, catalogue: Catalogue, request: DecisionRequest, summary: HistorySummary, view: HistoryView | None
+    ) -> None:
         self.catalogue = catalogue
         self.request = request
         self.ctx = request.context
-        self.view = HistoryView(
+        self.view = view if view is not None else HistoryView(
             summary, self.ctx.now, catalogue.response_window_seconds, catalogue.confirmation_seconds
         )
         self.env = RuleEnv(request.customer.values, self.ctx, self.view)

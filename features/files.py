@@ -51,9 +51,13 @@ def _column_batches(path: Path, batch_size: int) -> Iterator[dict[str, Sequence[
     batches = _parquet_batches(path, batch_size) if _is_parquet(path) else _csv_batches(path, batch_size)
     for batch in batches:
         for start in range(0, batch.num_rows, batch_size):
-            part = batch.slice(start, batch_size)
-            columns = zip(part.schema.names, part.columns, strict=True)
-            yield {name: column.to_pylist() if name == ID_COLUMN else _values(column) for name, column in columns}
+            yield batch_columns(batch.slice(start, batch_size))
+
+
+def batch_columns(batch: pa.RecordBatch) -> dict[str, Sequence[Any]]:
+    """One Arrow batch as the columns `validate_columns` reads (ids as str lists, numbers as numpy)."""
+    columns = zip(batch.schema.names, batch.columns, strict=True)
+    return {name: column.to_pylist() if name == ID_COLUMN else _values(column) for name, column in columns}
 
 
 def _values(column: pa.Array) -> Sequence[Any]:

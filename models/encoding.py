@@ -130,6 +130,23 @@ class FeatureEncoder:
         out[:, nf + 3] = [self._intent_codes.get(r.intent, NAN) for r in rows]
         return out
 
+    def encode_pairs(
+        self, customers: Sequence[CustomerFeatures], context: Context, offers: Sequence[Sequence[Offer]]
+    ) -> np.ndarray:
+        """The rows `encode` gives for each customer and its offers, stacked (the batch's one matrix for
+        a whole partition), built a column at a time with the same converters."""
+        nf = self.n_features
+        counts = np.fromiter((len(o) for o in offers), dtype=np.intp, count=len(offers))
+        own = np.empty((len(customers), nf))
+        for j, (name, convert) in enumerate(self._converters):
+            own[:, j] = [convert(c.values.get(name), context.now) for c in customers]
+        out = np.empty((int(counts.sum()), nf + len(OFFER_COLUMNS)))
+        out[:, :nf] = np.repeat(own, counts, axis=0)
+        out[:, nf : nf + 2] = [self._offer_row(o.id, o.group) for group in offers for o in group] if len(out) else NAN
+        out[:, nf + 2] = self._channel_codes.get(context.channel, NAN)
+        out[:, nf + 3] = self._intent_codes.get(context.intent, NAN)
+        return out
+
     def encode_snapshots(
         self,
         vectors: Sequence[Sequence[FeatureValue]],

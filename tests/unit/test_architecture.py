@@ -4,7 +4,9 @@
 - `service/` (the application layer) imports the core and its ports, never an adapter, a web framework
   or a store's client: adapters are handed to it;
 - the adapters and libraries (`models`, `features`, `history`, `coordination`, `policies`) never import
-  the web layer `app` or the application layer.
+  the web layer `app` or the application layer;
+- `batch/` (the overnight batch) may use the core, the application layer and the adapters, never the web
+  layer; nothing below it imports `batch` (only `app`, which wires it to the settings).
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 IO_LIBRARIES = {"fastapi", "starlette", "sqlalchemy", "redis", "asyncpg", "aiosqlite", "pydantic_settings", "uvicorn"}
 RULES = {
-    "decisioning": {"app", "service", "features", "history", "models", "policies", "coordination"} | IO_LIBRARIES,
-    "service": {"app", "features", "history", "coordination", "policies", "models"} | IO_LIBRARIES,
-    "models": {"app", "service"},
-    "features": {"app", "service"},
-    "history": {"app", "service"},
-    "coordination": {"app", "service"},
-    "policies": {"app", "service"},
+    "decisioning": {"app", "service", "features", "history", "models", "policies", "coordination", "batch"}
+    | IO_LIBRARIES,
+    "service": {"app", "features", "history", "coordination", "policies", "models", "batch"} | IO_LIBRARIES,
+    "models": {"app", "service", "batch"},
+    "features": {"app", "service", "batch"},
+    "history": {"app", "service", "batch"},
+    "coordination": {"app", "service", "batch"},
+    "policies": {"app", "service", "batch"},
+    "batch": {"app", "fastapi", "starlette", "uvicorn"},
 }
 
 
