@@ -20,6 +20,7 @@ from decisioning.ports import BudgetCounter, CustomerCache
 from features.memory import InMemoryCustomerCache
 from features.redis_cache import RedisCustomerCache
 from features.redis_client import RedisClient
+from history import SqlHistory
 from history.migrate import upgrade
 from tests.conftest import PG_SERVER as PG_SERVER  # re-exported: suites name them
 from tests.conftest import REDIS_URL as REDIS_URL
@@ -135,3 +136,20 @@ def cache_budgets(request: pytest.FixtureRequest) -> BudgetCounter:
     if request.param == "memory":
         return InMemoryBudgetCounter()
     return RedisBudgetCounter(_store_client(request), prefix=request.getfixturevalue("redis_test_prefix"))
+
+
+# --- the SQL history on both of its databases ------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def history_url(request: pytest.FixtureRequest) -> str:
+    """The embedded SQLite history, then the real PostgreSQL (a suite may define its own `history`)."""
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+@pytest.fixture
+async def history(history_url: str) -> AsyncIterator[SqlHistory]:
+    h = SqlHistory(history_url)
+    await h.start()
+    yield h
+    await h.close()

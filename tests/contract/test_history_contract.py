@@ -11,7 +11,6 @@ import os
 import random
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -37,17 +36,6 @@ REPO = Path(history_package.__file__).resolve().parents[1]  # the checkout the s
 NO_HANG = 60.0
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def history_url(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-
-
-@pytest.fixture
-async def history(history_url: str) -> AsyncIterator[SqlHistory]:
-    h = SqlHistory(history_url)
-    await h.start()
-    yield h
-    await h.close()
 
 
 def contact(contact_id: str, offer_id: str, *, customer: str = "c-1", at: float = T0, **kw) -> ContactRecord:

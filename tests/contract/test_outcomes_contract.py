@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from decisioning.records import ContactRecord, DecisionRecord, ResponseRecord
 from decisioning.types import Direction, Outcome
 from history import SqlHistory
@@ -14,17 +10,6 @@ from history.outcomes import GroupOutcome, group_outcomes, offer_response_counts
 T0 = 1_790_000_000.0
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def history_url(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-
-
-@pytest.fixture
-async def history(history_url: str) -> AsyncIterator[SqlHistory]:
-    h = SqlHistory(history_url)
-    await h.start()
-    yield h
-    await h.close()
 
 
 async def seed_decision(
