@@ -114,10 +114,11 @@ def test_markers_share_the_streams_cluster_slot():
 # --- fixtures ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def sql_url(request: pytest.FixtureRequest) -> str:
-    # A sync fixture: the pg_ fixtures run their admin SQL on a loop of their own.
-    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+@pytest.fixture
+def sql_url(history_url: str) -> str:
+    """The SQL side's database: SQLite, then PostgreSQL (conftest's `history_url`; this suite's own
+    `history` is the stream)."""
+    return history_url
 
 
 @pytest.fixture
