@@ -101,8 +101,9 @@ def _labels(table: pa.Table, name: str) -> NDArray | None:
     if name not in table.column_names:
         return None
     values = table.column(name).to_pylist()
-    if any(v is None for v in values):
-        row = next(i for i, v in enumerate(values) if v is None)
+    empty = [v is None or str(v) == "" for v in values]
+    if any(empty):
+        row = empty.index(True)
         raise LogFileError(f"{name}: row {row} is empty")
     return np.asarray([str(v) for v in values])
 

@@ -173,3 +173,12 @@ def test_bad_input_is_refused_naming_the_column_and_row(arguments: dict, message
     columns.update(arguments)
     with pytest.raises(ValueError, match=message):
         estimate(**columns)
+
+
+def test_the_estimators_module_is_pure_numpy():
+    from pathlib import Path
+
+    from tests.unit.test_architecture import imported_packages
+
+    module = Path(__file__).resolve().parents[3] / "evaluation" / "estimators.py"
+    assert imported_packages(module) <= {"__future__", "collections", "dataclasses", "numpy"}
