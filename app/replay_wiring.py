@@ -37,7 +37,8 @@ async def candidate_evaluation(
     refuse: Refuse,
 ) -> ReplayReport:
     """The candidate's off-policy value on the logged decisions (no current-policy replay)."""
-    return await _run(catalogue, model, since, until, ReplayOptions(clip, bootstrap, seed), refuse, with_current=False)
+    options = ReplayOptions(clip, bootstrap, seed, stages=False)
+    return await _run(catalogue, model, since, until, options, refuse, with_current=False)
 
 
 async def candidate_replay(
@@ -187,16 +188,18 @@ def _cells(*numbers: float) -> tuple[str, ...]:
 
 def replay_tables(report: ReplayReport) -> list[Table]:
     """Offers presented and drops per rule / policy (before and after), then the value tables."""
-    offers = Table(title="offers presented")
+    offers = Table(title="offers presented (change: candidate - current, both replayed)")
     for column in ("offer", "logged", "current (replayed)", "candidate", "change"):
         offers.add_column(column, justify="left" if column == "offer" else "right")
     for s in report.presentations:
         offers.add_row(s.offer_id, f"{s.logged:,}", _count(s.current), f"{s.candidate:,}", f"{s.change:+,}")
-    stages = Table(title="offers dropped, by stage, rule and contact policy")
+    changed = sorted((s for s in report.stages if s.change != 0), key=lambda s: (-abs(s.change or 0), s.stage, s.name))
+    unchanged = len(report.stages) - len(changed)
+    stages = Table(title=f"offers dropped by stage, rule and contact policy ({unchanged} unchanged not shown)")
     for column in ("stage", "rule / policy", "current", "candidate", "change"):
         stages.add_column(column, justify="left" if column in ("stage", "rule / policy") else "right")
-    for s in report.stages:
-        change = "" if s.current is None else f"{s.candidate - s.current:+,}"
+    for s in changed:
+        change = "" if s.change is None else f"{s.change:+,}"
         stages.add_row(s.stage, s.name, _count(s.current), f"{s.candidate:,}", change)
     return [offers, stages, *value_tables(report)]
 

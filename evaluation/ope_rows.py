@@ -4,6 +4,9 @@ One row per presented offer of a logged decision, at its logged rank k, for the 
 windows have all closed by `until` (an open window would keep the early acceptances and drop the pending
 refusals: an inflated value). Reward: accepted (1) or not (0), and accepted x the offer's logged value.
 
+The offer's value is the one logged with the contact; a contact logged without one (the demo's simulated
+history) takes the value the candidate's catalogue gives that offer for this customer.
+
 Ranks are weighted by their prefix, which is what a decision of several offers needs: the row at rank k
 has logging_probability = the product of the logged selection probabilities of ranks 1..k (the
 probability that the logging policy made the same list down to k), and target_probability = the same
@@ -60,6 +63,7 @@ class OpeRows:
     accepted: list[float] = field(default_factory=list)
     value: list[float] = field(default_factory=list)
     offer_value: list[float] = field(default_factory=list)  # the logged offer's value, accepted or not
+    modelled_value: list[float] = field(default_factory=list)  # its value per the candidate (DR's model)
     logging_probability: list[float] = field(default_factory=list)
     target_probability: list[float] = field(default_factory=list)
     prefix_target: list[float] = field(default_factory=list)  # W(k-1): the candidate's ranks above
@@ -120,7 +124,9 @@ class OpeRowBuilder:
         accepted = float(label or 0)
         rows.decision_id.append(logged.decision_id)
         rows.accepted.append(accepted)
-        rows.offer_value.append(float(offer.value or 0.0))
+        modelled = redecided.values.get(offer.offer_id)
+        rows.offer_value.append(float(offer.value if offer.value is not None else modelled or 0.0))
+        rows.modelled_value.append(rows.offer_value[-1] if modelled is None else modelled)
         rows.value.append(accepted * rows.offer_value[-1])
         rows.logging_probability.append(probabilities[0])
         rows.target_probability.append(probabilities[1])
@@ -170,7 +176,9 @@ def _reward_model(
     above = np.asarray(rows.prefix_target)
     expected = np.bincount(owner, weights=p_alt * q_alt, minlength=len(rows)) if pairs else np.zeros(len(rows))
     expected_value = np.bincount(owner, weights=p_alt * q_alt * v_alt, minlength=len(rows)) if pairs else expected
-    logged_value = np.asarray(rows.offer_value)
+    # DR's value model is q(x, a) x the candidate's value of a, for the logged offer as for the others
+    # (the same function on both sides keeps DR unbiased whatever the model).
+    logged_value = np.asarray(rows.modelled_value)
     return {
         "acceptance": {"q_logged": q_logged, "q_target": above * expected},
         "value": {"q_logged": q_logged * logged_value, "q_target": above * expected_value},

@@ -70,8 +70,11 @@ class CustomerHistories:
 _OWN_OUTCOMES = CONTACT_OUTCOMES | {Outcome.SELECTED}
 
 
-def redecide(policy: Policy, logged: LoggedDecision, summary: HistorySummary) -> Redecided | str:
-    """The decision made again by `policy`, or why it cannot be (`NO_FEATURES`, `OTHER_SCHEMA`)."""
+def redecide(
+    policy: Policy, logged: LoggedDecision, summary: HistorySummary, *, explain: bool = True
+) -> Redecided | str:
+    """The decision made again by `policy`, or why it cannot be (`NO_FEATURES`, `OTHER_SCHEMA`).
+    `explain`: keep every dropped offer's explanation (the replay's rule and policy counts need them)."""
     if logged.features is None:
         return NO_FEATURES
     catalogue = policy.catalogue
@@ -82,7 +85,7 @@ def redecide(policy: Policy, logged: LoggedDecision, summary: HistorySummary) ->
     context = Context(
         logged.channel, logged.at, logged.placement, logged.intent, MappingProxyType(dict(logged.context))
     )
-    request = DecisionRequest(logged.decision_id, customer, context, max(1, len(logged.offers)), explain=True)
+    request = DecisionRequest(logged.decision_id, customer, context, max(1, len(logged.offers)), explain=explain)
     considered = consider(catalogue, request, summary, _for_customer(policy.scorer, logged.customer_id))
     distributions = choice_probabilities(
         considered.candidates,

@@ -39,6 +39,9 @@ class ReplayOptions:
     bootstrap: int = 1000
     seed: int = 0
     folds: int = 5
+    # Count the offers each rule and contact policy dropped (the engine's explanations: about half the
+    # replay's time); `nbo evaluate`, which prints only the value estimates, turns it off.
+    stages: bool = True
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,9 @@ class OfferShift:
 
     @property
     def change(self) -> int:
-        return self.candidate - self.logged
+        """The candidate's effect: against the current policy replayed the same way when there is one
+        (replay against replay, so that what the replay cannot reproduce cancels out), else the log."""
+        return self.candidate - (self.logged if self.current is None else self.current)
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,10 @@ class StageShift:
     name: str  # the rule's "name (owner)", the policy's id, or "" for a stage without names
     current: int | None
     candidate: int
+
+    @property
+    def change(self) -> int | None:
+        return None if self.current is None else self.candidate - self.current
 
 
 @dataclass(frozen=True)
@@ -90,10 +99,16 @@ class ReplayReport:
             "changed": self.changed,
             "reproduced": self.reproduced,
             "presentations": [
-                {"offer_id": s.offer_id, "logged": s.logged, "current": s.current, "candidate": s.candidate}
+                {
+                    "offer_id": s.offer_id,
+                    "logged": s.logged,
+                    "current": s.current,
+                    "candidate": s.candidate,
+                    "change": s.change,
+                }
                 for s in self.presentations
             ],
-            "stages": [vars(s) for s in self.stages],
+            "stages": [{**vars(s), "change": s.change} for s in self.stages],
             "rows": self.rows,
             "rows_left_out": dict(self.rows_left_out),
             "acceptance": None if self.acceptance is None else self.acceptance.to_json(),
@@ -146,9 +161,9 @@ def replay_decisions(
     summaries = CustomerHistories(histories)
     for done, decision in enumerate(logged, start=1):
         summary = summaries.summary_at(decision)
-        made = redecide(candidate, decision, summary)
+        made = redecide(candidate, decision, summary, explain=options.stages)
         if isinstance(made, Redecided):
-            before = redecide(current, decision, summary) if current is not None else None
+            before = redecide(current, decision, summary, explain=options.stages) if current is not None else None
             tally.add(decision, made, before if isinstance(before, Redecided) else None)
             rows.add(decision, made)
         else:
