@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from evaluation.estimators import Estimates, Interval
+from evaluation.replay import ReplayOptions
 
 evaluation_commands = typer.Typer()
 
@@ -41,6 +42,9 @@ def evaluate(
     clip: Clip = None,
     bootstrap: Bootstrap = 1000,
     seed: Seed = 0,
+    rows_out: Annotated[
+        Path | None, typer.Option(help="With a candidate: write the rows estimated on as a log file (CSV/Parquet)")
+    ] = None,
 ) -> None:
     """Off-policy estimates (IPS, SNIPS, DR) of a candidate's value, with 95% bootstrap intervals."""
     _check_options(clip, bootstrap)
@@ -49,7 +53,9 @@ def evaluate(
     if log is not None:
         _evaluate_log(log, json, clip, bootstrap, seed)
     else:
-        _evaluate_candidate(catalogue, model, since, until, json, clip, bootstrap, seed)
+        _evaluate_candidate(
+            catalogue, model, since, until, json, ReplayOptions(clip, bootstrap, seed, stages=False, rows_out=rows_out)
+        )
 
 
 def _evaluate_log(path: Path, json: bool, clip: float | None, bootstrap: int, seed: int) -> None:
@@ -96,18 +102,11 @@ def diagnostics_line(estimates: Estimates) -> str:
 
 
 def _evaluate_candidate(
-    catalogue: Path | None,
-    model: str | None,
-    since: str | None,
-    until: str | None,
-    json: bool,
-    clip: float | None,
-    bootstrap: int,
-    seed: int,
+    catalogue: Path | None, model: str | None, since: str | None, until: str | None, json: bool, options: ReplayOptions
 ) -> None:
     from app.replay_wiring import candidate_evaluation, evaluation_json, summary_line, value_tables
 
-    report = asyncio.run(candidate_evaluation(catalogue, model, since, until, clip, bootstrap, seed, _refuse))
+    report = asyncio.run(candidate_evaluation(catalogue, model, since, until, options, _refuse))
     if json:
         _print_json(evaluation_json(report))
         return
@@ -134,7 +133,9 @@ def replay(
     _check_options(clip, bootstrap)
     if catalogue is None and model is None:
         _refuse("give a candidate: --catalogue DIR and/or --model V")
-    report = asyncio.run(candidate_replay(catalogue, model, since, until, clip, bootstrap, seed, _refuse))
+    report = asyncio.run(
+        candidate_replay(catalogue, model, since, until, ReplayOptions(clip, bootstrap, seed), _refuse)
+    )
     console = Console()
     for table in replay_tables(report):
         console.print(table)

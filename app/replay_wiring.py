@@ -31,13 +31,10 @@ async def candidate_evaluation(
     model: str | None,
     since: str | None,
     until: str | None,
-    clip: float | None,
-    bootstrap: int,
-    seed: int,
+    options: ReplayOptions,
     refuse: Refuse,
 ) -> ReplayReport:
     """The candidate's off-policy value on the logged decisions (no current-policy replay)."""
-    options = ReplayOptions(clip, bootstrap, seed, stages=False)
     return await _run(catalogue, model, since, until, options, refuse, with_current=False)
 
 
@@ -46,13 +43,11 @@ async def candidate_replay(
     model: str | None,
     since: str | None,
     until: str | None,
-    clip: float | None,
-    bootstrap: int,
-    seed: int,
+    options: ReplayOptions,
     refuse: Refuse,
 ) -> ReplayReport:
     """The logged decisions re-decided by the current policy and by the candidate."""
-    return await _run(catalogue, model, since, until, ReplayOptions(clip, bootstrap, seed), refuse, with_current=True)
+    return await _run(catalogue, model, since, until, options, refuse, with_current=True)
 
 
 async def _run(

@@ -18,6 +18,7 @@ One row per (decision, presented offer). Columns:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +82,19 @@ def evaluate_log(
     except ValueError as error:
         raise LogFileError(str(error)) from None
     return LogEvaluation(estimates, described)
+
+
+def write_log(path: Path, columns: Mapping[str, NDArray]) -> None:
+    """Write rows in this format: Parquet by the suffix (.parquet, .pq), CSV otherwise."""
+    table = pa.table({name: pa.array(values) for name, values in columns.items()})
+    if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, path)
+    else:
+        import pyarrow.csv as csv
+
+        csv.write_csv(table, path)
 
 
 def numeric(table: pa.Table, name: str) -> NDArray[np.float64]:

@@ -60,6 +60,8 @@ class OpeRows:
     """The estimators' rows, column by column, and why some logged contacts are not rows."""
 
     decision_id: list[str] = field(default_factory=list)
+    offer_id: list[str] = field(default_factory=list)
+    position: list[int] = field(default_factory=list)
     accepted: list[float] = field(default_factory=list)
     value: list[float] = field(default_factory=list)
     offer_value: list[float] = field(default_factory=list)  # the logged offer's value, accepted or not
@@ -123,6 +125,8 @@ class OpeRowBuilder:
         label = settle(logged.at, window, accepted_at=offer.accepted_at, refused_at=offer.refused_at, as_of=self.until)
         accepted = float(label or 0)
         rows.decision_id.append(logged.decision_id)
+        rows.offer_id.append(offer.offer_id)
+        rows.position.append(offer.rank)
         rows.accepted.append(accepted)
         modelled = redecided.values.get(offer.offer_id)
         rows.offer_value.append(float(offer.value if offer.value is not None else modelled or 0.0))
@@ -140,8 +144,9 @@ class OpeRowBuilder:
 
 def value_estimates(
     rows: OpeRows, catalogue: Catalogue, *, clip: float | None, bootstrap: int, seed: int, folds: int = 5
-) -> tuple[ValueEstimates, ValueEstimates]:
-    """(acceptance per presented offer, value per presented offer): current and candidate."""
+) -> tuple[ValueEstimates, ValueEstimates, dict[str, np.ndarray]]:
+    """(acceptance per presented offer, value per presented offer): current and candidate; and the
+    acceptance rows in the plain log-file format (`evaluation.logs`), to check them with other tools."""
     if len(rows) == 0:
         raise ValueError(f"no settled logged contacts to evaluate on (left out: {dict(rows.left_out)})")
     groups = np.asarray(rows.decision_id)
@@ -154,7 +159,10 @@ def value_estimates(
         current = estimate(reward, logging, logging, groups=groups, bootstrap=bootstrap, seed=seed).ips
         candidate = estimate(reward, logging, target, **(q[kind] if q else {}), **common)
         out.append(ValueEstimates(current, candidate))
-    return out[0], out[1]
+    log = {"reward": accepted, "logging_probability": logging, "target_probability": target,
+           "position": np.asarray(rows.position), "decision_id": groups, "offer_id": np.asarray(rows.offer_id),
+           **(q["acceptance"] if q else {})}  # fmt: skip
+    return out[0], out[1], log
 
 
 def _reward_model(

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from decisioning.engine import Decision
 from decisioning.explanation import Stage
 from evaluation.history_reads import KnownEvent, LoggedDecision, read_histories, read_logged_decisions
+from evaluation.logs import write_log
 from evaluation.ope_rows import OpeRowBuilder, ValueEstimates, value_estimates
 from evaluation.redecide import CustomerHistories, Policy, Redecided, logged_path, redecide
 
@@ -42,6 +44,7 @@ class ReplayOptions:
     # Count the offers each rule and contact policy dropped (the engine's explanations: about half the
     # replay's time); `nbo evaluate`, which prints only the value estimates, turns it off.
     stages: bool = True
+    rows_out: Path | None = None  # write the acceptance rows as a plain log file (evaluation.logs)
 
 
 @dataclass(frozen=True)
@@ -204,7 +207,7 @@ class _Tally:
         acceptance = value = None
         why = None
         try:
-            acceptance, value = value_estimates(
+            acceptance, value, log = value_estimates(
                 rows.rows,
                 candidate.catalogue,
                 clip=options.clip,
@@ -214,6 +217,9 @@ class _Tally:
             )
         except ValueError as error:
             why = str(error)
+        else:
+            if options.rows_out is not None:
+                write_log(options.rows_out, log)
         return ReplayReport(
             decisions=decisions,
             replayed=self.replayed,

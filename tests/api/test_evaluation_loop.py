@@ -111,9 +111,12 @@ def observed_acceptance(decisions: dict[int, dict]) -> float:
     return sum(rows) / len(rows)
 
 
-async def test_evaluating_the_serving_catalogue_gives_the_observed_acceptance(logged):
+async def test_evaluating_the_serving_catalogue_gives_the_observed_acceptance(logged, tmp_path):
     decisions, env = logged
-    out = orjson.loads(await run(env, "evaluate", "--catalogue", str(CATALOGUE), "--until", two_days_later(), "--json"))
+    rows = tmp_path / "rows.parquet"
+    until = two_days_later()
+    args = ("evaluate", "--catalogue", str(CATALOGUE), "--until", until, "--json", "--rows-out", str(rows))
+    out = orjson.loads(await run(env, *args))
     assert out["replayed"] == CUSTOMERS and out["rows_left_out"] == {}
     assert out["max_weight"] == pytest.approx(1.0) and out["effective_sample_size"] == pytest.approx(CUSTOMERS)
     observed = observed_acceptance(decisions)
@@ -126,6 +129,11 @@ async def test_evaluating_the_serving_catalogue_gives_the_observed_acceptance(lo
     value = sum(worth[o["offer_id"]] * accepts(i, o["offer_id"]) for i, d in decisions.items() for o in d["offers"])
     assert out["value"]["current"]["estimate"] == pytest.approx(value / CUSTOMERS, abs=1e-9)
     assert out["value"]["candidate"]["ips"]["estimate"] == pytest.approx(value / CUSTOMERS, abs=1e-9)
+
+    # The rows it estimated on, as a plain log file, give the same estimates and intervals.
+    again = orjson.loads(await run(env, "evaluate", "--log", str(rows), "--json"))
+    for name in ("ips", "snips", "dr"):
+        assert again[name] == pytest.approx(out[name], abs=1e-12)
 
 
 def with_cards_lever(tmp_path: Path, lever: float) -> Path:
