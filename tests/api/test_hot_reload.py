@@ -65,7 +65,9 @@ async def reloads(client: httpx.AsyncClient, what: str, outcome: str) -> float:
     return next((float(x.split()[-1]) for x in text.splitlines() if x.startswith(line)), 0.0)
 
 
-async def test_a_promotion_and_a_rollback_reach_the_running_service_within_the_poll_interval(start, registry, versions):
+async def test_a_promotion_and_a_rollback_reach_the_running_service_within_the_poll_interval(
+    start, registry, versions
+):
     first, second = versions
     _, client = await start(model_poll_seconds=POLL, model_compiled=False)
     assert (await decide(client))["model_version"] == first

@@ -42,7 +42,9 @@ async def test_decision_input_errors_name_the_field(client, change, field):
 
 async def test_missing_field_and_broken_json(client):
     assert "body.channel" in fields(await client.post("/v1/decisions", json={"customer_id": "c"}))
-    broken = await client.post("/v1/decisions", content=b"{not json", headers={"content-type": "application/json"})
+    broken = await client.post(
+        "/v1/decisions", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert broken.status_code == 422
 
 

@@ -71,7 +71,9 @@ async def answer_by_the_rule(client: httpx.AsyncClient, prefix: str, decisions: 
             assert (await client.post("/v1/responses", json=body)).status_code == 200
 
 
-async def test_a_model_trained_on_the_services_own_history_is_promoted_and_served_without_restart(start, settings):
+async def test_a_model_trained_on_the_services_own_history_is_promoted_and_served_without_restart(
+    start, settings
+):
     app, client = await start(catalogue_dir=CATALOGUE, model_poll_seconds=0.2, posterior_refresh_seconds=0)
     cache = app.state.service.cache
     for prefix in ("old", "new"):

@@ -28,7 +28,9 @@ from features.updates import MAX_COUNTED_EVENTS
 NOW = 1_763_000_000.0
 
 
-def event(at: float, offer: str = "card_gold", outcome: Outcome = Outcome.PRESENTED, did: str = "d1") -> ContactEvent:
+def event(
+    at: float, offer: str = "card_gold", outcome: Outcome = Outcome.PRESENTED, did: str = "d1"
+) -> ContactEvent:
     return ContactEvent(at, offer, "cards", "web", outcome, did)
 
 
@@ -293,7 +295,9 @@ async def test_redis_keys_share_the_customer_hash_tag_and_expire(redis_cache: Re
     assert redis_cache.feature_ttl < await redis_cache.client.ttl(summary_key) <= redis_cache.summary_ttl
 
 
-async def test_redis_ignores_batch_features_packed_under_another_schema(redis_client: Redis, redis_prefix: str) -> None:
+async def test_redis_ignores_batch_features_packed_under_another_schema(
+    redis_client: Redis, redis_prefix: str
+) -> None:
     old = RedisCustomerCache(redis_client, feature_names=["age", "segment"], prefix=redis_prefix)
     new = RedisCustomerCache(redis_client, feature_names=["segment", "age"], prefix=redis_prefix)
     await old.put_features([("c1", {"age": 30.0, "segment": "mass"})], at=NOW)
@@ -353,7 +357,9 @@ def write_customers(path: Path, rows: int) -> Path:
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
-async def test_bulk_load_validates_reports_and_loads(cache_store: CustomerCache, tmp_path: Path, suffix: str) -> None:
+async def test_bulk_load_validates_reports_and_loads(
+    cache_store: CustomerCache, tmp_path: Path, suffix: str
+) -> None:
     path = write_customers(tmp_path / f"customers{suffix}", 1_050)
     seen: list[int] = []
     report = await load_features(path, cache_store, SPECS, batch_size=100, progress=seen.append, at=NOW)
@@ -374,7 +380,9 @@ async def test_bulk_load_validates_reports_and_loads(cache_store: CustomerCache,
     assert second.feature_times["*"] == NOW
 
 
-async def test_bulk_load_refuses_a_file_without_customer_ids(cache_store: CustomerCache, tmp_path: Path) -> None:
+async def test_bulk_load_refuses_a_file_without_customer_ids(
+    cache_store: CustomerCache, tmp_path: Path
+) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("id,age\nc1,40\n")
     with pytest.raises(ValueError, match="customer_id"):

@@ -36,6 +36,8 @@ REPO = Path(history_package.__file__).resolve().parents[1]  # the checkout the s
 NO_HANG = 60.0
 
 
+
+
 def contact(contact_id: str, offer_id: str, *, customer: str = "c-1", at: float = T0, **kw) -> ContactRecord:
     return ContactRecord(
         contact_id=contact_id,
@@ -71,17 +73,23 @@ def decision(decision_id: str, offers: tuple[str, ...] = ("card_gold",), **kw) -
 
 
 def send(send_id: str, offer_id: str, **kw) -> ContactRecord:
-    return contact(send_id, offer_id, channel="email", direction=Direction.OUTBOUND, outcome=Outcome.SENT, **kw)
+    return contact(
+        send_id, offer_id, channel="email", direction=Direction.OUTBOUND, outcome=Outcome.SENT, **kw
+    )
 
 
 def selection(contact_id: str, offer_id: str, **kw) -> ContactRecord:
     """An outbound decision's pick, before the campaign tool confirms the send."""
-    return contact(contact_id, offer_id, channel="email", direction=Direction.OUTBOUND, outcome=Outcome.SELECTED, **kw)
+    return contact(
+        contact_id, offer_id, channel="email", direction=Direction.OUTBOUND, outcome=Outcome.SELECTED, **kw
+    )
 
 
 def response(response_id: str, offer_id: str, decision_id: str | None, at: float, **kw) -> ResponseRecord:
     outcome = kw.pop("outcome", Outcome.CLICKED)
-    return ResponseRecord(response_id, kw.pop("customer", "c-1"), offer_id, "web", outcome, at, decision_id, **kw)
+    return ResponseRecord(
+        response_id, kw.pop("customer", "c-1"), offer_id, "web", outcome, at, decision_id, **kw
+    )
 
 
 async def count(h: SqlHistory, table: sa.Table) -> int:
@@ -191,7 +199,9 @@ async def test_times_round_trip_to_the_microsecond(history: SqlHistory):
 
 async def test_concurrent_decisions_are_durable_and_share_transactions(history: SqlHistory, history_url: str):
     before = history.commits
-    await asyncio.gather(*(history.record_decision(decision(f"d-{i}", request_id=f"r-{i}")) for i in range(200)))
+    await asyncio.gather(
+        *(history.record_decision(decision(f"d-{i}", request_id=f"r-{i}")) for i in range(200))
+    )
     commits = history.commits - before
     await history.close()
 
@@ -278,7 +288,9 @@ async def test_duplicate_contacts_are_skipped(history: SqlHistory):
     assert await history.record_contacts([again, send("s-3", "a"), send("s-3", "a", at=T0 + 9)]) == [send("s-3", "a")]
     assert await history.record_contacts([]) == []
 
-    twice = await asyncio.gather(*(history.record_contacts([send("s-4", "a"), send("s-4", "b")]) for _ in range(2)))
+    twice = await asyncio.gather(
+        *(history.record_contacts([send("s-4", "a"), send("s-4", "b")]) for _ in range(2))
+    )
     assert sorted(map(len, twice)) == [0, 2]  # credited once, to one of the two callers
     assert await count(history, contacts) == 6
     stored = await history.find_contact("s-1", "a")
@@ -291,7 +303,9 @@ async def test_responses_are_idempotent(history: SqlHistory):
 
     assert await history.record_response(first) is True
     assert await history.record_response(first) is False
-    both = await asyncio.gather(*(history.record_response(response("resp-2", "x", None, T0)) for _ in range(2)))
+    both = await asyncio.gather(
+        *(history.record_response(response("resp-2", "x", None, T0)) for _ in range(2))
+    )
     assert sorted(both) == [False, True]
     assert await count(history, responses) == 2
 
@@ -303,7 +317,9 @@ async def test_a_response_without_group_takes_its_contacts_group(history: SqlHis
     await history.record_response(response("r-2", "loan_car", None, T0 + 2))  # by customer and offer
     await history.record_response(response("r-3", "unknown_offer", None, T0 + 3))
 
-    groups = {e.offer_id: e.group for e in (await history.summary("c-1", T0)).events if e.outcome == "clicked"}
+    groups = {
+        e.offer_id: e.group for e in (await history.summary("c-1", T0)).events if e.outcome == "clicked"
+    }
     assert groups == {"card_gold": "cards", "loan_car": "loans", "unknown_offer": ""}
 
 

@@ -10,6 +10,8 @@ from history.outcomes import GroupOutcome, group_outcomes, offer_response_counts
 T0 = 1_790_000_000.0
 
 
+
+
 async def seed_decision(
     history: SqlHistory, n: int, version: str, *, control: bool = False, offers: tuple[str, ...] = ("a",), at=T0
 ) -> str:

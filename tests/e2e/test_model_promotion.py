@@ -68,7 +68,6 @@ async def test_a_promotion_reaches_every_worker_within_the_poll_interval(
 
     recorded = await stack.fetch(
         "SELECT DISTINCT d.model_version, c.model_version FROM decisions d JOIN contacts c "
-        "ON c.contact_id = d.decision_id WHERE d.decided_at > to_timestamp($1)",
-        promoted_at + POLL * 4,
+        "ON c.contact_id = d.decision_id WHERE d.decided_at > to_timestamp($1)", promoted_at + POLL * 4
     )
     assert [tuple(r) for r in recorded] == [(second, second)]

@@ -83,7 +83,9 @@ def test_epsilon_probability_of_a_later_rank_is_conditional_on_the_earlier_ones(
 
 
 def test_thompson_sampling_probabilities_are_estimates_that_sum_to_one():
-    settings = ArbitrationSettings(max_per_group=None, exploration=ExplorationKind.THOMPSON, thompson_strength=20)
+    settings = ArbitrationSettings(
+        max_per_group=None, exploration=ExplorationKind.THOMPSON, thompson_strength=20
+    )
     cs = [cand("a", 0.30), cand("b", 0.28), cand("c", 0.01)]
     picks: Counter[str] = Counter()
     for seed in range(300):
@@ -111,7 +113,9 @@ def test_control_group_period_rotates_membership_by_month():
 
 def test_control_customers_get_a_uniform_random_eligible_offer():
     cs = [cand("a", 0.9), cand("b", 0.1), cand("c", 0.1, group="loans"), cand("d", 0.1, group="loans")]
-    result = arbitrate(cs, 2, ArbitrationSettings(max_per_group=None), control=True, seed=3)
+    result = arbitrate(
+        cs, 2, ArbitrationSettings(max_per_group=None), control=True, seed=3
+    )
     assert result.mode == "control"
     assert [s.selection_probability for s in result.selected] == [pytest.approx(1 / 4), pytest.approx(1 / 3)]
 

@@ -68,7 +68,9 @@ def groups_of(demo: Catalogue, offer_ids: Iterable[str]) -> set[str]:
     return {demo.offer(i).group for i in offer_ids}
 
 
-def event(days_ago: float, offer_id: str, outcome: Outcome, demo: Catalogue, channel: str = "web") -> ContactEvent:
+def event(
+    days_ago: float, offer_id: str, outcome: Outcome, demo: Catalogue, channel: str = "web"
+) -> ContactEvent:
     return ContactEvent(NOW - days_ago * DAY, offer_id, demo.offer(offer_id).group, channel, outcome, "d-1")
 
 
@@ -187,13 +189,17 @@ def test_contact_policies_of_every_kind(demo: Catalogue) -> None:
     assert (group.level, group.suppress, group.threshold, group.window.seconds, group.suppress_days) == (
         Level.GROUP, Level.GROUP, 3, 90 * DAY, 60,
     )  # fmt: skip
-    assert p["outbound_weekly_cap"].channels == {"email", "sms"} and p["outbound_weekly_cap"].level is Level.ALL
+    assert (
+        p["outbound_weekly_cap"].channels == {"email", "sms"} and p["outbound_weekly_cap"].level is Level.ALL
+    )
     assert p["sms_daily_cap"].window.seconds == 24 * HOUR
     daily = p["group_daily_cap"].window
     assert (daily.kind, daily.unit) == (WindowKind.CALENDAR, CalendarUnit.DAY)
     assert p["young_credit_cap"].segment.text == "age < 21 or segment == 'student'"
     assert p["young_credit_cap"].groups == {"cards", "loans"}
-    assert p["accepted_cool_off"].outcomes == {Outcome.ACCEPTED} and p["accepted_cool_off"].suppress_days == 180
+    assert (
+        p["accepted_cool_off"].outcomes == {Outcome.ACCEPTED} and p["accepted_cool_off"].suppress_days == 180
+    )
     assert p["mortgage_lead_weekly"].offers == {"mortgage_advice_call"}
     # offer_cap_7d covers marketing offers only; service messages get their own cap of 3
     assert (p["service_offer_cap"].groups, p["service_offer_cap"].threshold) == ({"service"}, 3)

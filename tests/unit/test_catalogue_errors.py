@@ -65,7 +65,9 @@ def write(directory: Path, **files: Any) -> Path:
     contents = {"catalogue": CATALOGUE, "offers": OFFERS, "policies": POLICIES, "features": FEATURES} | files
     for name, data in contents.items():
         if data is not None:
-            text = data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+            text = (
+                data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+            )
             (directory / f"{name}.yaml").write_text(text, encoding="utf-8")
     return directory
 
@@ -415,7 +417,9 @@ def test_dates_are_read_in_the_catalogue_time_zone(tmp_path: Path) -> None:
 def test_a_datetime_with_an_offset_keeps_it(tmp_path: Path) -> None:
     write(tmp_path, offers=offers_with(start="2026-07-01T12:00:00+00:00"))
 
-    assert load_catalogue(tmp_path).offer("card_gold").start == datetime(2026, 7, 1, 12, tzinfo=UTC).timestamp()
+    assert (
+        load_catalogue(tmp_path).offer("card_gold").start == datetime(2026, 7, 1, 12, tzinfo=UTC).timestamp()
+    )
 
 
 def test_offer_files_are_read_in_name_order(tmp_path: Path) -> None:

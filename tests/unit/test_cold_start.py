@@ -85,7 +85,9 @@ def test_a_decision_is_reproducible_from_its_id():
 
 def test_the_logged_selection_probability_matches_the_empirical_frequency():
     posteriors = {"a": (0.10, 40.0), "b": (0.08, 60.0), "c": (0.05, 20.0)}
-    candidates = [Candidate(offer(i), p, 100.0, 1.0, 1.0, concentration=n) for i, (p, n) in posteriors.items()]
+    candidates = [
+        Candidate(offer(i), p, 100.0, 1.0, 1.0, concentration=n) for i, (p, n) in posteriors.items()
+    ]
     runs = 3000
     picks: Counter[str] = Counter()
     logged: dict[str, list[float]] = {i: [] for i in posteriors}

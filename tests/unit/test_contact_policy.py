@@ -16,10 +16,16 @@ APP = offer("app_activation", "service", marketing=False)
 OFFERS = [GOLD, CASHBACK, LOAN, APP]
 
 
-def suppressed(policies, events, *, channel="web", now=NOW, offers=OFFERS, features=None, tz="UTC", windows=None):
-    view = HistoryView(HistorySummary(tuple(sorted(events, key=lambda e: e.at))), now, windows or (lambda _: None))
+def suppressed(
+    policies, events, *, channel="web", now=NOW, offers=OFFERS, features=None, tz="UTC", windows=None
+):
+    view = HistoryView(
+        HistorySummary(tuple(sorted(events, key=lambda e: e.at))), now, windows or (lambda _: None)
+    )
     env = RuleEnv(features or {}, context(channel, now), view)
-    return evaluate_policies(policies, offers, env, view, tz, frozenset(o.id for o in offers if not o.marketing))
+    return evaluate_policies(
+        policies, offers, env, view, tz, frozenset(o.id for o in offers if not o.marketing)
+    )
 
 
 CAP = policy("offer_cap", ["presented"], days=7, threshold=3)
@@ -128,7 +134,9 @@ def test_calendar_day_starts_at_local_midnight():
     daily = policy("daily_cap", ["presented"], Level.ALL, calendar=CalendarUnit.DAY, threshold=2)
     now = at("2026-11-23 09:00", tz)
     before_midnight = ContactEvent(at("2026-11-22 23:59", tz), "card_gold", "cards", "web", Outcome.PRESENTED)
-    after_midnight = ContactEvent(at("2026-11-23 00:00", tz), "loan_personal", "loans", "web", Outcome.PRESENTED)
+    after_midnight = ContactEvent(
+        at("2026-11-23 00:00", tz), "loan_personal", "loans", "web", Outcome.PRESENTED
+    )
     early = ContactEvent(at("2026-11-23 08:00", tz), "card_cashback", "cards", "web", Outcome.PRESENTED)
     assert suppressed([daily], [before_midnight, after_midnight], now=now, tz=tz).suppressed == {}
     out = suppressed([daily], [before_midnight, after_midnight, early], now=now, tz=tz).suppressed
@@ -144,7 +152,9 @@ def test_calendar_windows_across_daylight_saving_and_weeks():
     assert window_start(day, at("2026-03-29 12:00", tz), tz) == at("2026-03-29 00:00", tz)
     assert window_start(day, at("2026-03-30 00:30", tz), tz) - at("2026-03-29 00:00", tz) == 23 * HOUR + 0
     week = Window(WindowKind.CALENDAR, unit=CalendarUnit.WEEK)
-    assert window_start(week, at("2026-11-29 23:00", tz), tz) == at("2026-11-23 00:00", tz)  # Sunday -> Monday
+    assert window_start(week, at("2026-11-29 23:00", tz), tz) == at(
+        "2026-11-23 00:00", tz
+    )  # Sunday -> Monday
     month = Window(WindowKind.CALENDAR, unit=CalendarUnit.MONTH)
     assert window_start(month, at("2026-11-01 00:00", tz), tz) == at("2026-11-01 00:00", tz)
 
@@ -182,5 +192,7 @@ def test_group_cap_gives_this_decision_its_headroom():
 
 
 def test_first_policy_to_suppress_is_the_one_explained():
-    out = suppressed([DECLINE, CAP], [event(1, "card_gold", "declined"), *[event(d, "card_gold") for d in (1, 2, 3)]])
+    out = suppressed(
+        [DECLINE, CAP], [event(1, "card_gold", "declined"), *[event(d, "card_gold") for d in (1, 2, 3)]]
+    )
     assert out.suppressed["card_gold"].policy_id == "decline_cooloff"

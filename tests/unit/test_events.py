@@ -187,7 +187,9 @@ def test_every_problem_of_a_bad_file_is_listed(tmp_path: Path) -> None:
 
 
 def test_the_file_shape_is_checked(tmp_path: Path) -> None:
-    problems = problems_of(tmp_path, "events:\n  x:\n    rules:\n      - updates: [{feature: a, op: double}]\n")
+    problems = problems_of(
+        tmp_path, "events:\n  x:\n    rules:\n      - updates: [{feature: a, op: double}]\n"
+    )
     assert any("op" in p for p in problems)
     problems = problems_of(tmp_path, "events:\n  x:\n    colour: red\n    rules: []\n")
     assert len(problems) == 2  # an unknown key, and no rules

@@ -52,10 +52,13 @@ def test_combined_policies_are_never_exceeded(sequence):
         if i == 0:  # nothing is capped yet: a decision that presents nothing would hold every cap vacuously
             assert decision.offers, decision
         new = [
-            ContactEvent(now, p.offer.id, p.offer.group, channel, Outcome.PRESENTED, f"d{i}") for p in decision.offers
+            ContactEvent(now, p.offer.id, p.offer.group, channel, Outcome.PRESENTED, f"d{i}")
+            for p in decision.offers
         ]
         if declines and new:
-            new.append(ContactEvent(now + 1, new[0].offer_id, new[0].group, channel, Outcome.DECLINED, f"d{i}"))
+            new.append(
+                ContactEvent(now + 1, new[0].offer_id, new[0].group, channel, Outcome.DECLINED, f"d{i}")
+            )
             now += 1
         summary = summary.with_events(new)
     _check(summary.events)

@@ -20,10 +20,8 @@ Event = tuple[float, str, str, str, Outcome, str | None]
 
 def view(*events: Event, window: float | None = None) -> HistoryView:
     """A history view at NOW; each event is (days ago, offer, group, channel, outcome, decision id)."""
-    rows = [
-        ContactEvent(NOW - ago * DAY, offer, group, channel, outcome, decision)
-        for ago, offer, group, channel, outcome, decision in events
-    ]
+    rows = [ContactEvent(NOW - ago * DAY, offer, group, channel, outcome, decision)
+            for ago, offer, group, channel, outcome, decision in events]
     return HistoryView(HistorySummary().with_events(rows), NOW, lambda _: window)
 
 
@@ -38,27 +36,24 @@ HISTORY = view(
 )
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("days_since(offer='card_gold')", 0.5),
-        ("days_since(offer='card_gold', outcome='clicked')", 9.0),
-        ("days_since(group='loans', outcome=['presented', 'sent'])", 2.0),
-        ("days_since(group='loans', outcome='sent')", 5.0),
-        ("days_since(offer='card_gold', channel='mobile')", 3.0),
-        ("days_since(offer='card_gold', channel=['mobile', 'email'])", 3.0),
-        ("days_since(outcome='accepted')", math.inf),
-        ("days_since(offer='nothing')", math.inf),
-        ("count(offer='card_gold')", 3.0),
-        ("count(offer='card_gold', days=7)", 2.0),
-        ("count(offer='card_gold', days=3)", 2.0),  # the window's boundary is inclusive
-        ("count(offer='card_gold', hours=12)", 1.0),
-        ("count(group='loans', outcome=['presented', 'sent', 'declined'])", 3.0),
-        ("count(outcome='presented', channel='web')", 2.0),
-        ("count(outcome=['clicked', 'accepted', 'declined'])", 2.0),
-        ("count()", 4.0),
-    ],
-)
+@pytest.mark.parametrize(("text", "expected"), [
+    ("days_since(offer='card_gold')", 0.5),
+    ("days_since(offer='card_gold', outcome='clicked')", 9.0),
+    ("days_since(group='loans', outcome=['presented', 'sent'])", 2.0),
+    ("days_since(group='loans', outcome='sent')", 5.0),
+    ("days_since(offer='card_gold', channel='mobile')", 3.0),
+    ("days_since(offer='card_gold', channel=['mobile', 'email'])", 3.0),
+    ("days_since(outcome='accepted')", math.inf),
+    ("days_since(offer='nothing')", math.inf),
+    ("count(offer='card_gold')", 3.0),
+    ("count(offer='card_gold', days=7)", 2.0),
+    ("count(offer='card_gold', days=3)", 2.0),  # the window's boundary is inclusive
+    ("count(offer='card_gold', hours=12)", 1.0),
+    ("count(group='loans', outcome=['presented', 'sent', 'declined'])", 3.0),
+    ("count(outcome='presented', channel='web')", 2.0),
+    ("count(outcome=['clicked', 'accepted', 'declined'])", 2.0),
+    ("count()", 4.0),
+])
 def test_history_functions(text: str, expected: float) -> None:
     assert run(text, "number", view=HISTORY) == expected
 
@@ -88,21 +83,20 @@ def test_calls_have_one_canonical_key_however_spelt() -> None:
     assert c.key == "days_since(offer='x',outcome=['presented'],channel=['sms','web'])"
     assert compile_rule("count(hours=1.5)").history_calls[0].key == "count(outcome=['presented'],hours=1.5)"
     assert HistoryCall("count", None, "loans", ("presented",), None, 30 * DAY).key == (
-        "count(group='loans',outcome=['presented'],days=30)"
-    )
+        "count(group='loans',outcome=['presented'],days=30)")
 
 
 def test_a_rule_lists_each_distinct_call_once() -> None:
-    rule = compile_rule(
-        "count(offer='a', days=7) < 3 and count(offer='a', hours=168) >= 0 and days_since(offer='a') > 1"
-    )
+    rule = compile_rule("count(offer='a', days=7) < 3 and count(offer='a', hours=168) >= 0 "
+                        "and days_since(offer='a') > 1")
     assert [c.function for c in rule.history_calls] == ["count", "days_since"]
     assert rule.history_calls[0].seconds == 7 * DAY and rule.history_calls[0].offer == "a"
 
 
 def test_history_columns_match_online_evaluation_customer_by_customer() -> None:
     views = [HISTORY, view(), view((1, "card_gold", "cards", "web", A, "d9")), None]
-    rule = compile_rule("count(group='cards', days=30) >= 2 or days_since(offer='card_gold', outcome='accepted') < 2")
+    rule = compile_rule(
+        "count(group='cards', days=30) >= 2 or days_since(offer='card_gold', outcome='accepted') < 2")
     columns = history_columns(rule.history_calls, views)
     assert all(column.dtype == np.float64 and len(column) == 4 for column in columns.values())
     online = [rule.evaluate(RuleEnv({}, context(), v)) for v in views]
@@ -123,23 +117,18 @@ def test_a_history_call_is_not_computed_when_a_short_circuit_decides() -> None:
 
 
 # --- journeys ---------------------------------------------------------------------------------------------
-REMIND = (
-    "days_since(offer='x', outcome='presented') >= 7 "
-    "and count(offer='x', outcome=['clicked', 'accepted', 'declined']) == 0"
-)
+REMIND = ("days_since(offer='x', outcome='presented') >= 7 "
+          "and count(offer='x', outcome=['clicked', 'accepted', 'declined']) == 0")
 
 
-@pytest.mark.parametrize(
-    ("events", "remind"),
-    [
-        ([(8, "x", "g", "web", P, "d1")], True),
-        ([(6, "x", "g", "web", P, "d1")], False),  # too early
-        ([(8, "x", "g", "web", P, "d1"), (7.5, "x", "g", "web", C, "d1")], False),  # responded
-        ([(20, "x", "g", "web", P, "d1"), (19, "x", "g", "web", D, "d1")], False),  # declined
-        ([(8, "x", "g", "web", P, "d1"), (2, "x", "g", "mobile", P, "d2")], False),  # presented again lately
-        ([(8, "x", "g", "web", P, "d1"), (1, "y", "g", "web", C, "d2")], True),  # a response to another offer
-    ],
-)
+@pytest.mark.parametrize(("events", "remind"), [
+    ([(8, "x", "g", "web", P, "d1")], True),
+    ([(6, "x", "g", "web", P, "d1")], False),  # too early
+    ([(8, "x", "g", "web", P, "d1"), (7.5, "x", "g", "web", C, "d1")], False),  # responded
+    ([(20, "x", "g", "web", P, "d1"), (19, "x", "g", "web", D, "d1")], False),  # declined
+    ([(8, "x", "g", "web", P, "d1"), (2, "x", "g", "mobile", P, "d2")], False),  # presented again lately
+    ([(8, "x", "g", "web", P, "d1"), (1, "y", "g", "web", C, "d2")], True),  # a response to another offer
+])
 def test_remind_after_seven_days_without_a_response(events: list, remind: bool) -> None:
     assert run(REMIND, view=view(*events)) is remind
 
@@ -151,10 +140,8 @@ def test_a_reminder_rule_also_holds_for_a_customer_never_contacted() -> None:
 
 
 def test_thank_after_acceptance() -> None:
-    thank = (
-        "count(offer='card_gold', outcome='accepted', days=3) >= 1 "
-        "and count(offer='thanks', outcome=['presented', 'sent'], days=30) == 0"
-    )
+    thank = ("count(offer='card_gold', outcome='accepted', days=3) >= 1 "
+             "and count(offer='thanks', outcome=['presented', 'sent'], days=30) == 0")
     accepted = [(1, "card_gold", "cards", "web", P, "d1"), (1, "card_gold", "cards", "web", A, "d1")]
     assert run(thank, view=view(*accepted)) is True
     assert run(thank, view=view(*accepted, (0.5, "thanks", "service", "email", S, "o1"))) is False

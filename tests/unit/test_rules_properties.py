@@ -26,35 +26,13 @@ from decisioning.summary import HistorySummary, HistoryView
 from decisioning.types import DAY, ContactEvent, Context, Outcome
 
 NOW = 1_800_000_000.0
-SCHEMA = {
-    "n1": "number",
-    "n2": "number",
-    "n3": "number",
-    "b1": "bool",
-    "b2": "bool",
-    "s1": "category",
-    "s2": "category",
-}
+SCHEMA = {"n1": "number", "n2": "number", "n3": "number", "b1": "bool", "b2": "bool", "s1": "category",
+          "s2": "category"}
 Draw = Callable[[st.SearchStrategy[Any]], Any]
 
 # --- random well-typed rules ------------------------------------------------------------------------
-NUMBER_LEAVES = (
-    "n1",
-    "n2",
-    "n3",
-    "0",
-    "1",
-    "-2",
-    "0.5",
-    "2.5",
-    "7",
-    "1e10",
-    "now",
-    "b1",
-    "context('a')",
-    "count(offer='x', days=7)",
-    "days_since(offer='x')",
-)
+NUMBER_LEAVES = ("n1", "n2", "n3", "0", "1", "-2", "0.5", "2.5", "7", "1e10", "now", "b1",
+                 "context('a')", "count(offer='x', days=7)", "days_since(offer='x')")
 TEXT_LEAVES = ("s1", "s2", "'a'", "'A'", "'ab'", "''", "context('t')", "context('a')")
 BOOL_LEAVES = ("b1", "b2", "True", "False")
 
@@ -63,27 +41,12 @@ def number(draw: Draw, depth: int) -> str:
     if depth <= 0 or draw(st.integers(0, 3)) == 0:
         return draw(st.sampled_from(NUMBER_LEAVES))
     a, b = number(draw, depth - 1), number(draw, depth - 1)
-    return draw(
-        st.sampled_from(
-            [
-                f"({a} + {b})",
-                f"({a} - {b})",
-                f"({a} * {b})",
-                f"({a} / {b})",
-                f"({a} % {b})",
-                f"(-{a})",
-                f"min({a}, {b})",
-                f"max({a}, {b}, 1)",
-                f"abs({a})",
-                f"round({a})",
-                f"round({a}, {draw(st.integers(-2, 3))})",
-                f"clip({a}, {b}, 3)",
-                f"coalesce({a}, {b})",
-                f"({a} if {boolean(draw, depth - 1)} else {b})",
-                f"days_ago({a})",
-            ]
-        )
-    )
+    return draw(st.sampled_from([
+        f"({a} + {b})", f"({a} - {b})", f"({a} * {b})", f"({a} / {b})", f"({a} % {b})", f"(-{a})",
+        f"min({a}, {b})", f"max({a}, {b}, 1)", f"abs({a})", f"round({a})",
+        f"round({a}, {draw(st.integers(-2, 3))})", f"clip({a}, {b}, 3)", f"coalesce({a}, {b})",
+        f"({a} if {boolean(draw, depth - 1)} else {b})", f"days_ago({a})",
+    ]))
 
 
 def text(draw: Draw, depth: int) -> str:
@@ -104,25 +67,13 @@ def boolean(draw: Draw, depth: int) -> str:
     s, t = text(draw, depth - 1), text(draw, depth - 1)
     op1, op2 = (draw(st.sampled_from(["==", "!=", "<", "<=", ">", ">="])) for _ in range(2))
     x, y = anything(draw, depth - 1), anything(draw, depth - 1)
-    return draw(
-        st.sampled_from(
-            [
-                f"({a} {op1} {b})",
-                f"({a} {op1} {b} {op2} {c})",
-                f"({s} {op1} {t})",
-                f"({s} in ['a', 'ab', ''])",
-                f"({a} not in [0, 1, 2.5])",
-                f"(not {x})",
-                f"({x} and {y})",
-                f"({x} or {y} or {a})",
-                f"is_missing({x})",
-                f"contains({s}, {t})",
-                f"({boolean(draw, depth - 1)} if {x} else {boolean(draw, depth - 1)})",
-                f"(b1 {op1} b2)",
-                f"(b1 == {a})",
-            ]
-        )
-    )
+    return draw(st.sampled_from([
+        f"({a} {op1} {b})", f"({a} {op1} {b} {op2} {c})", f"({s} {op1} {t})", f"({s} in ['a', 'ab', ''])",
+        f"({a} not in [0, 1, 2.5])", f"(not {x})", f"({x} and {y})", f"({x} or {y} or {a})",
+        f"is_missing({x})", f"contains({s}, {t})",
+        f"({boolean(draw, depth - 1)} if {x} else {boolean(draw, depth - 1)})",
+        f"(b1 {op1} b2)", f"(b1 == {a})",
+    ]))
 
 
 @st.composite
@@ -132,16 +83,11 @@ def rules(draw: Draw) -> tuple[str, str]:
 
 
 NUMBERS = st.one_of(  # mostly moderate values, so that NaN and inf do not wash every difference out
-    st.none(),
-    st.integers(-50, 50),
-    st.floats(-100, 100),
-    st.floats(),
-    st.integers(-(10**6), 10**6),
+    st.none(), st.integers(-50, 50), st.floats(-100, 100), st.floats(), st.integers(-(10**6), 10**6),
     st.sampled_from([0, 0.0, -0.0, 1, 2.5, 7, 18, 1e308, -math.inf, math.nan, 2**60 + 1]),
 )
-TEXTS = st.one_of(
-    st.none(), st.sampled_from(["a", "A", "ab", "", "b", "Ab", "aB", "\x00", "a\x00"]), st.text(max_size=3)
-)
+TEXTS = st.one_of(st.none(), st.sampled_from(["a", "A", "ab", "", "b", "Ab", "aB", "\x00", "a\x00"]),
+                  st.text(max_size=3))
 BOOLS = st.sampled_from([True, False, None])
 VALUES = {"n": NUMBERS, "b": BOOLS, "s": TEXTS}
 ATTRIBUTES = {"a": st.one_of(NUMBERS, TEXTS, BOOLS), "t": TEXTS}
@@ -151,12 +97,10 @@ ATTRIBUTES = {"a": st.one_of(NUMBERS, TEXTS, BOOLS), "t": TEXTS}
 def row(draw: Draw) -> dict[str, Any]:
     out = {name: draw(VALUES[name[0]]) for name in SCHEMA}
     out["@attributes"] = {key: draw(strategy) for key, strategy in ATTRIBUTES.items()}
-    ages = draw(
-        st.lists(st.tuples(st.floats(0, 30), st.sampled_from([Outcome.PRESENTED, Outcome.CLICKED])), max_size=4)
-    )
-    events = [
-        ContactEvent(NOW - days * DAY, "x", "g", "web", outcome, f"d{i}") for i, (days, outcome) in enumerate(ages)
-    ]
+    ages = draw(st.lists(st.tuples(st.floats(0, 30), st.sampled_from([Outcome.PRESENTED, Outcome.CLICKED])),
+                         max_size=4))
+    events = [ContactEvent(NOW - days * DAY, "x", "g", "web", outcome, f"d{i}") for i, (days, outcome) in
+              enumerate(ages)]
     out["@view"] = HistoryView(HistorySummary().with_events(events), NOW) if draw(st.booleans()) else None
     return out
 
@@ -206,9 +150,8 @@ def same(a: Any, b: Any) -> bool:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rules(), st.lists(row(), min_size=1, max_size=6), st.booleans(), st.sampled_from([SCHEMA, None]))
-def test_online_and_vectorised_agree(
-    rule_and_kind: tuple[str, str], rows: list[dict[str, Any]], typed: bool, schema: dict[str, str] | None
-) -> None:
+def test_online_and_vectorised_agree(rule_and_kind: tuple[str, str], rows: list[dict[str, Any]],
+                                     typed: bool, schema: dict[str, str] | None) -> None:
     text, kind = rule_and_kind
     rule = compile_rule(text, kind=kind, features=schema)  # without a schema, every name has unknown type
     online = online_results(rule, rows)
@@ -224,35 +167,11 @@ def test_online_and_vectorised_agree(
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    st.sampled_from(
-        [
-            "x + y",
-            "x - y",
-            "x * y",
-            "x / y",
-            "x % y",
-            "-x",
-            "min(x, y)",
-            "max(x, y)",
-            "abs(x)",
-            "round(x)",
-            "round(x, 2)",
-            "round(x, -1)",
-            "clip(x, y, 0)",
-            "coalesce(x, y)",
-            "days_ago(x)",
-        ]
-    ),
-    st.lists(
-        st.tuples(
-            st.one_of(st.floats(), st.integers(-20, 20), st.none()),
-            st.one_of(st.floats(), st.integers(-20, 20), st.none()),
-        ),
-        min_size=1,
-        max_size=8,
-    ),
-)
+@given(st.sampled_from(["x + y", "x - y", "x * y", "x / y", "x % y", "-x", "min(x, y)", "max(x, y)",
+                        "abs(x)", "round(x)", "round(x, 2)", "round(x, -1)", "clip(x, y, 0)", "coalesce(x, y)",
+                        "days_ago(x)"]),
+       st.lists(st.tuples(st.one_of(st.floats(), st.integers(-20, 20), st.none()),
+                          st.one_of(st.floats(), st.integers(-20, 20), st.none())), min_size=1, max_size=8))
 def test_arithmetic_agrees_on_any_numbers(text: str, pairs: list[tuple[float | None, float | None]]) -> None:
     rule = compile_rule(text, kind="number", features={"x": "number", "y": "number"})
     online = [rule.evaluate(RuleEnv({"x": x, "y": y}, Context("web", NOW))) for x, y in pairs]
@@ -262,18 +181,8 @@ def test_arithmetic_agrees_on_any_numbers(text: str, pairs: list[tuple[float | N
 
 
 # --- never anything but RuleError, never any execution -----------------------------------------------------
-_WATCHED = (
-    "exec",
-    "os.system",
-    "os.exec",
-    "os.spawn",
-    "os.posix_spawn",
-    "subprocess.Popen",
-    "open",
-    "socket.connect",
-    "ctypes.dlopen",
-    "builtins.input",
-)
+_WATCHED = ("exec", "os.system", "os.exec", "os.spawn", "os.posix_spawn", "subprocess.Popen", "open",
+            "socket.connect", "ctypes.dlopen", "builtins.input")
 _events: list[tuple[str, tuple]] | None = None
 
 
@@ -319,97 +228,23 @@ def compile_and_run(text: str, features: dict[str, str] | None) -> None:
     rule.evaluate_columns({k: np.array([1.0, math.nan]) for k in rule.names}, 2)
 
 
-TOKENS = [
-    "(",
-    ")",
-    "[",
-    "]",
-    ",",
-    ".",
-    ":",
-    "=",
-    "==",
-    "<",
-    "**",
-    "*",
-    "+",
-    "-",
-    "/",
-    "%",
-    "not",
-    "and",
-    "or",
-    "in",
-    "if",
-    "else",
-    "for",
-    "lambda",
-    "n1",
-    "s1",
-    "b1",
-    "x",
-    "age",
-    "__import__",
-    "__class__",
-    "os",
-    "'os'",
-    "'a'",
-    "1",
-    "10",
-    "9",
-    "None",
-    "True",
-    "count",
-    "days_since",
-    "context",
-    "min",
-    "offer",
-    "outcome",
-    "'x'",
-    "'presented'",
-    "days",
-    "round",
-    "contains",
-    "is_missing",
-    "{",
-    "}",
-    "yield",
-    "\\n",
-]
+TOKENS = ["(", ")", "[", "]", ",", ".", ":", "=", "==", "<", "**", "*", "+", "-", "/", "%", "not", "and",
+          "or", "in", "if", "else", "for", "lambda", "n1", "s1", "b1", "x", "age", "__import__", "__class__",
+          "os", "'os'", "'a'", "1", "10", "9", "None", "True", "count", "days_since", "context", "min", "offer",
+          "outcome", "'x'", "'presented'", "days", "round", "contains", "is_missing", "{", "}", "yield", "\\n"]
 
 
 @settings(max_examples=400, deadline=None)
-@given(
-    st.one_of(st.text(max_size=40), st.lists(st.sampled_from(TOKENS), max_size=16).map(" ".join)),
-    st.sampled_from([None, SCHEMA]),
-)
+@given(st.one_of(st.text(max_size=40), st.lists(st.sampled_from(TOKENS), max_size=16).map(" ".join)),
+       st.sampled_from([None, SCHEMA]))
 def test_random_text_only_ever_raises_rule_error(text: str, features: dict[str, str] | None) -> None:
     assert_nothing_executed(watched(lambda: compile_and_run(text, features)))
 
 
 def expressions() -> st.SearchStrategy[str]:
     """Random Python expressions, allowed and forbidden constructs mixed."""
-    leaves = st.sampled_from(
-        [
-            "n1",
-            "s1",
-            "b1",
-            "x",
-            "__import__",
-            "os",
-            "1",
-            "10",
-            "'a'",
-            "None",
-            "()",
-            "True",
-            "-1.5",
-            "[1, 2]",
-            "'presented'",
-            "1e400",
-            "10**400",
-        ]
-    )
+    leaves = st.sampled_from(["n1", "s1", "b1", "x", "__import__", "os", "1", "10", "'a'", "None", "()",
+                              "True", "-1.5", "[1, 2]", "'presented'", "1e400", "10**400"])
 
     def extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         pair = st.tuples(inner, inner)
@@ -420,36 +255,18 @@ def expressions() -> st.SearchStrategy[str]:
             pair.map(lambda p: f"[{p[0]} for x in {p[1]}]"),
             pair.map(lambda p: f"({p[0]} ** {p[1]})"),
             pair.map(lambda p: f"({p[0]} * {p[1]})"),
-            st.tuples(
-                st.sampled_from(
-                    [
-                        "min",
-                        "max",
-                        "abs",
-                        "round",
-                        "coalesce",
-                        "contains",
-                        "is_missing",
-                        "context",
-                        "count",
-                        "days_since",
-                        "eval",
-                        "getattr",
-                        "x",
-                        "()",
-                    ]
-                ),
-                st.lists(inner, max_size=3),
-            ).map(lambda p: f"{p[0]}({', '.join(p[1])})"),
+            st.tuples(st.sampled_from(["min", "max", "abs", "round", "coalesce", "contains", "is_missing",
+                                       "context", "count", "days_since", "eval", "getattr", "x", "()"]),
+                      st.lists(inner, max_size=3))
+            .map(lambda p: f"{p[0]}({', '.join(p[1])})"),
             pair.map(lambda p: f"count(offer={p[0]}, days={p[1]})"),
             pair.map(lambda p: f"({p[0]}, {p[1]})"),
             pair.map(lambda p: f"{{{p[0]}: {p[1]}}}"),
             inner.map(lambda a: f"(not {a})"),
             st.tuples(inner, inner, inner).map(lambda p: f"({p[0]} if {p[1]} else {p[2]})"),
             pair.map(lambda p: f"({p[0]} and {p[1]})"),
-            st.tuples(inner, st.sampled_from(["<", "==", "in", "not in", "is", "!="]), inner).map(
-                lambda p: f"({p[0]} {p[1]} {p[2]})"
-            ),
+            st.tuples(inner, st.sampled_from(["<", "==", "in", "not in", "is", "!="]), inner)
+            .map(lambda p: f"({p[0]} {p[1]} {p[2]})"),
             inner.map(lambda a: f"(-{a})"),
             inner.map(lambda a: f"f'{{{a}}}'"),
         )

@@ -169,3 +169,4 @@ class FakeEventRules:
         if not isinstance(attributes.get("amount", 0), int | float):
             raise EventError("card_declined: attribute 'amount' is invalid")
         return [FeatureUpdate("card_declined_count", "incr", 1)]
+

@@ -89,3 +89,4 @@ async def test_an_event_updates_features_and_bad_events_name_their_field(world):
         with pytest.raises(InvalidInput) as err:
             await world.service.apply_event(command)
         assert err.value.field == field
+
