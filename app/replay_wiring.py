@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.settings import Settings
+from app.settings import Settings, redact_url
 from evaluation.ope_rows import ValueEstimates
 from evaluation.redecide import Policy
 from evaluation.replay import ReplayOptions, ReplayReport, replay
@@ -60,27 +60,40 @@ async def _run(
     *,
     with_current: bool,
 ) -> ReplayReport:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from history.database import make_engine
 
-    settings = Settings()
+    settings = _settings(refuse)
     start, end = _moment(since, "--since", refuse), _moment(until, "--until", refuse) or time.time()
+    candidate_catalogue = _catalogue(catalogue or settings.catalogue_dir, refuse)
+    current_catalogue = _catalogue(settings.catalogue_dir, refuse) if with_current else None
+    candidate_model, current_model = _model(settings, model, refuse), _model(settings, None, refuse)
     engine = make_engine(settings.database_url)
     try:
         counts = await _posterior_counts(engine, settings)
-        candidate = Policy(
-            _catalogue(catalogue or settings.catalogue_dir, refuse), _scorer(settings, model, counts, refuse)
-        )
-        current = None
-        if with_current:
-            current = Policy(_catalogue(settings.catalogue_dir, refuse), _scorer(settings, None, counts, refuse))
+        candidate = Policy(candidate_catalogue, _scorer(candidate_model, counts))
+        current = None if current_catalogue is None else Policy(current_catalogue, _scorer(current_model, counts))
         with _progress() as bar:
             task = bar.add_task("re-deciding the logged decisions", total=None)
             return await replay(
                 engine, candidate, since=start, until=end, current=current, options=options,
                 progress=lambda n: bar.advance(task, n), on_read=lambda n: bar.update(task, total=n),
             )  # fmt: skip
+    except SQLAlchemyError as error:
+        refuse(f"history {redact_url(settings.database_url)} cannot be read: {str(error).splitlines()[0]}")
     finally:
         await engine.dispose()
+
+
+def _settings(refuse: Refuse) -> Settings:
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        refuse(f"invalid settings: NBO_{str(first['loc'][0]).upper()}: {first['msg']}")
 
 
 def _catalogue(directory: Path, refuse: Refuse) -> Any:
@@ -94,20 +107,24 @@ def _catalogue(directory: Path, refuse: Refuse) -> Any:
     return load_catalogue(directory)
 
 
-def _scorer(settings: Settings, version: str | None, counts: Any, refuse: Refuse) -> Any:
-    from models.posterior import LearningScorer, OfferPosteriors
+def _model(settings: Settings, version: str | None, refuse: Refuse) -> Any:
+    """The registry's model `version`, or its champion (None when there is none: the priors score)."""
     from models.prior import PriorScorer
     from models.registry import ModelNotFound, ModelRegistry
 
     registry = ModelRegistry(settings.model_dir)
     try:
         if version is not None:
-            model = registry.load(settings.model_name, version)
-        else:
-            model = registry.scorer(settings.model_name)
-            model = None if isinstance(model, PriorScorer) else model
+            return registry.load(settings.model_name, version)
+        model = registry.scorer(settings.model_name)
     except ModelNotFound as error:
         refuse(f"--model: {error}")
+    return None if isinstance(model, PriorScorer) else model
+
+
+def _scorer(model: Any, counts: Any) -> Any:
+    from models.posterior import LearningScorer, OfferPosteriors
+
     return LearningScorer(model, OfferPosteriors(counts))
 
 
@@ -181,22 +198,29 @@ def _cells(*numbers: float) -> tuple[str, ...]:
     return tuple(f"{n:.4g}" for n in numbers)
 
 
-def replay_tables(report: ReplayReport) -> list[Table]:
+def replay_tables(report: ReplayReport) -> list[Table | str]:
     """Offers presented and drops per rule / policy (before and after), then the value tables."""
     offers = Table(title="offers presented (change: candidate - current, both replayed)")
     for column in ("offer", "logged", "current (replayed)", "candidate", "change"):
         offers.add_column(column, justify="left" if column == "offer" else "right")
     for s in report.presentations:
         offers.add_row(s.offer_id, f"{s.logged:,}", _count(s.current), f"{s.candidate:,}", f"{s.change:+,}")
+    return [offers, _stages_table(report), *value_tables(report)]
+
+
+def _stages_table(report: ReplayReport) -> Table | str:
+    """The rules, contact policies and stages that drop more or fewer offers (the unchanged are counted)."""
     changed = sorted((s for s in report.stages if s.change != 0), key=lambda s: (-abs(s.change or 0), s.stage, s.name))
     unchanged = len(report.stages) - len(changed)
-    stages = Table(title=f"offers dropped by stage, rule and contact policy ({unchanged} unchanged not shown)")
+    if not changed:
+        return f"offers dropped: no rule, contact policy or stage drops more or fewer ({unchanged} counted)"
+    stages = Table(title=f"offers dropped, by stage, rule and contact policy ({unchanged} unchanged not shown)")
     for column in ("stage", "rule / policy", "current", "candidate", "change"):
         stages.add_column(column, justify="left" if column in ("stage", "rule / policy") else "right")
     for s in changed:
         change = "" if s.change is None else f"{s.change:+,}"
         stages.add_row(s.stage, s.name, _count(s.current), f"{s.candidate:,}", change)
-    return [offers, stages, *value_tables(report)]
+    return stages
 
 
 def _count(n: int | None) -> str:
