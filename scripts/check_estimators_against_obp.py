@@ -8,8 +8,11 @@ virtual environment:
     python3 -m venv /tmp/obp-venv
     /tmp/obp-venv/bin/pip install --no-deps --ignore-requires-python obp==0.5.7
     /tmp/obp-venv/bin/pip install numpy scipy scikit-learn pandas tqdm pyyaml matplotlib seaborn
-    /tmp/obp-venv/bin/python scripts/check_estimators_against_obp.py
+    /tmp/obp-venv/bin/pip install pyarrow   # for a log file
+    /tmp/obp-venv/bin/python scripts/check_estimators_against_obp.py [LOG.parquet]
 
+With a log file in `nbo evaluate --log`'s format with q_logged and q_target (e.g. the rows that
+`nbo evaluate --catalogue ... --rows-out rows.parquet` estimated on), it also compares on those rows.
 torch is replaced by empty stand-in modules so that obp imports without it.
 """
 
@@ -69,7 +72,37 @@ def one_log(rng: np.random.Generator, trial: int) -> float:
     return max(abs(ours.ips.estimate - ips), abs(unclipped.snips.estimate - snips), abs(ours.dr.estimate - dr))
 
 
+def on_log_file(path: str) -> float:
+    """The largest difference on a log file's rows: each row is a two-action problem (the logged offer,
+    and "the rest", whose model value makes the target's expectation equal q_target)."""
+    import pyarrow.parquet as pq
+
+    columns = pq.read_table(path).to_pydict()
+    reward, logging, target = (
+        np.asarray(columns[k], float) for k in ("reward", "logging_probability", "target_probability")
+    )
+    q_logged, q_target = np.asarray(columns["q_logged"], float), np.asarray(columns["q_target"], float)
+    rest = np.where(target < 1, (q_target - target * q_logged) / np.where(target < 1, 1 - target, 1), 0.0)
+    n = len(reward)
+    common: dict[str, Any] = {"reward": reward, "action": np.zeros(n, dtype=int), "pscore": logging,
+                              "action_dist": np.stack([target, 1 - target], axis=1)[:, :, None],
+                              "position": np.zeros(n, dtype=int)}  # fmt: skip
+    q = np.stack([q_logged, rest], axis=1)[:, :, None]
+    ours = estimate(reward, logging, target, q_logged=q_logged, q_target=q_target, bootstrap=1)
+    assert ours.dr is not None
+    differences = (
+        abs(ours.ips.estimate - InverseProbabilityWeighting().estimate_policy_value(**common)),
+        abs(ours.snips.estimate - SelfNormalizedInverseProbabilityWeighting().estimate_policy_value(**common)),
+        abs(ours.dr.estimate - DoublyRobust().estimate_policy_value(**common, estimated_rewards_by_reg_model=q)),
+    )
+    return max(differences)
+
+
 def main() -> None:
+    if len(sys.argv) > 1:
+        worst_file = on_log_file(sys.argv[1])
+        print(f"{sys.argv[1]}: largest |ours - obp| over IPS, SNIPS, DR = {worst_file:.3g}")
+        assert worst_file < 1e-9
     rng = np.random.default_rng(5)
     worst = max(one_log(rng, trial) for trial in range(200))
     print(f"200 random logs (5..3000 rows, 2..7 actions, 0/1 and real rewards, clipping on a third): "
