@@ -32,8 +32,9 @@ from decisioning.catalogue import Catalogue
 from evaluation.estimators import Estimates, Interval, estimate
 from evaluation.history_reads import LoggedDecision, LoggedOffer
 from evaluation.redecide import Redecided
-from evaluation.reward_model import cross_fit
+from evaluation.reward_model import CrossFitted, cross_fit
 from models.dataset import DEFAULT_WINDOW_SECONDS
+from models.encoding import FeatureEncoder
 from models.learning import encoder_for_catalogue
 from models.settling import settle
 
@@ -175,19 +176,29 @@ def _reward_model(
     x = encoder.encode_snapshots(*zip(*rows.logged, strict=True))
     fitted = cross_fit(x, accepted, groups=groups, folds=folds, categorical=encoder.categorical_indices, seed=seed)
     q_logged = fitted.predict(x, fitted.fold)
-    owner = np.asarray([i for i, alts in enumerate(rows.alternatives) for _ in alts], dtype=np.intp)
-    pairs = [(rows.logged[i][0], (a, g, rows.logged[i][1][2], rows.logged[i][1][3]), rows.logged[i][2])
-             for i, alts in enumerate(rows.alternatives) for a, g, _, _ in alts]  # fmt: skip
-    q_alt = fitted.predict(encoder.encode_snapshots(*zip(*pairs, strict=True)), fitted.fold[owner]) if pairs else []
-    p_alt = np.asarray([p for alts in rows.alternatives for _, _, p, _ in alts])
-    v_alt = np.asarray([v for alts in rows.alternatives for _, _, _, v in alts])
+    owner, q, probability, value = _alternatives(rows, encoder, fitted)
+    expected = np.bincount(owner, weights=probability * q, minlength=len(rows))
+    expected_value = np.bincount(owner, weights=probability * q * value, minlength=len(rows))
     above = np.asarray(rows.prefix_target)
-    expected = np.bincount(owner, weights=p_alt * q_alt, minlength=len(rows)) if pairs else np.zeros(len(rows))
-    expected_value = np.bincount(owner, weights=p_alt * q_alt * v_alt, minlength=len(rows)) if pairs else expected
     # DR's value model is q(x, a) x the candidate's value of a, for the logged offer as for the others
     # (the same function on both sides keeps DR unbiased whatever the model).
-    logged_value = np.asarray(rows.modelled_value)
     return {
         "acceptance": {"q_logged": q_logged, "q_target": above * expected},
-        "value": {"q_logged": q_logged * logged_value, "q_target": above * expected_value},
+        "value": {"q_logged": q_logged * np.asarray(rows.modelled_value), "q_target": above * expected_value},
     }
+
+
+def _alternatives(
+    rows: OpeRows, encoder: FeatureEncoder, fitted: CrossFitted
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every (row, offer the candidate might choose there): the row it belongs to, q(x, offer) by the
+    row's fold model, the candidate's probability of the offer and its value."""
+    owner = np.asarray([i for i, alts in enumerate(rows.alternatives) for _ in alts], dtype=np.intp)
+    flat = [alt for alts in rows.alternatives for alt in alts]
+    if not flat:
+        return owner, np.zeros(0), np.zeros(0), np.zeros(0)
+    snapshots = [rows.logged[i] for i in owner]
+    described = [(a, g, s[1][2], s[1][3]) for (a, g, _, _), s in zip(flat, snapshots, strict=True)]
+    x = encoder.encode_snapshots([s[0] for s in snapshots], described, [s[2] for s in snapshots])
+    q = fitted.predict(x, fitted.fold[owner])
+    return owner, q, np.asarray([p for _, _, p, _ in flat]), np.asarray([v for _, _, _, v in flat])
