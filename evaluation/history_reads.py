@@ -2,7 +2,8 @@
 
 - `read_logged_decisions`: the decisions of [since, until), oldest first, each with its stored features
   (migration 0004), its request context and the offers it presented or selected (rank, logged selection
-  probability, value) with their response summary as known at `until` (`history.training_rows`'s);
+  probability, value) with their response summary as known at `until` (`history.training_rows`'s) and,
+  for an outbound selection, whether the campaign tool confirmed it as sent;
 - `read_histories`: the contacts and responses of the same customers, as the `ContactEvent`s a history
   summary holds, each with the moment the service knew it (a response: when it was recorded), so that a
   replay rebuilds each customer's summary as it was at decision time.
@@ -41,6 +42,8 @@ class LoggedOffer:
     accepted_at: float | None
     refused_at: float | None
     not_displayed_at: float | None
+    # An outbound selection the campaign tool never confirmed as sent (by `until`): it reached no one.
+    never_sent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,13 @@ class KnownEvent:
 
 def _decisions_query(since: float | None, until: float) -> sa.Select[Any]:
     answers = response_summary(until)
+    sends = contacts.alias("sends")
+    sent = sa.exists().where(
+        sends.c.decision_id == decisions.c.decision_id,
+        sends.c.offer_id == contacts.c.offer_id,
+        sends.c.outcome == "sent",
+        sends.c.contacted_at < until,
+    )
     own = sa.and_(contacts.c.contact_id == decisions.c.decision_id, contacts.c.outcome.in_(DECISION_CONTACTS))
     joined = decisions.outerjoin(contacts, own).outerjoin(
         answers, sa.and_(answers.c.decision_id == decisions.c.decision_id, answers.c.offer_id == contacts.c.offer_id)
@@ -85,6 +95,7 @@ def _decisions_query(since: float | None, until: float) -> sa.Select[Any]:
             answers.c.accepted_at,
             answers.c.refused_at,
             answers.c.not_displayed_at,
+            sa.case((contacts.c.outcome == "selected", ~sent), else_=sa.false()).label("never_sent"),
         )
         .select_from(joined)
         .where(decisions.c.decided_at < until)
@@ -140,6 +151,7 @@ def _offer(row: Mapping[str, Any], position: int) -> LoggedOffer:
         accepted_at=row["accepted_at"],
         refused_at=row["refused_at"],
         not_displayed_at=row["not_displayed_at"],
+        never_sent=bool(row["never_sent"]),
     )
 
 

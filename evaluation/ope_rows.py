@@ -2,7 +2,9 @@
 
 One row per presented offer of a logged decision, at its logged rank k, for the decisions whose response
 windows have all closed by `until` (an open window would keep the early acceptances and drop the pending
-refusals: an inflated value). Reward: accepted (1) or not (0), and accepted x the offer's logged value.
+refusals: an inflated value); an offer the channel reported not displayed, or an outbound selection the
+campaign tool never confirmed as sent, is no row either. Reward: accepted (1) or not (0), and accepted x
+the offer's logged value.
 
 The offer's value is the one logged with the contact; a contact logged without one (the demo's simulated
 history) takes the value the candidate's catalogue gives that offer for this customer.
@@ -40,6 +42,7 @@ from models.settling import settle
 
 WINDOW_OPEN = "window_open"
 NOT_DISPLAYED = "not_displayed"
+NEVER_SENT = "never_sent"
 NO_PROBABILITY = "no_selection_probability"
 NO_OFFER = "presented_nothing"
 
@@ -95,8 +98,10 @@ class OpeRowBuilder:
         for offer, distribution in zip(offers, redecided.distributions, strict=True):
             above, logging = target, logging * float(offer.selection_probability or 0.0)
             target *= distribution.get(offer.offer_id, 0.0)
-            if offer.not_displayed_at is not None:
-                self.rows.left_out[NOT_DISPLAYED] += 1  # never seen: no reward, but it still shaped the list
+            if offer.not_displayed_at is not None or offer.never_sent:
+                # Never seen (not displayed, or an outbound selection never sent): no reward, but it still
+                # shaped the list below it.
+                self.rows.left_out[NEVER_SENT if offer.never_sent else NOT_DISPLAYED] += 1
                 continue
             self._append(logged, offer, distribution, redecided, (logging, target, above))
 

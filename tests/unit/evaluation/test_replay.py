@@ -9,7 +9,7 @@ from decisioning.catalogue import ArbitrationSettings, ExplorationKind
 from decisioning.summary import HistorySummary
 from decisioning.types import DAY, ContactEvent, Outcome
 from evaluation.history_reads import KnownEvent, LoggedDecision, LoggedOffer
-from evaluation.ope_rows import NOT_DISPLAYED, WINDOW_OPEN, OpeRowBuilder
+from evaluation.ope_rows import NEVER_SENT, NOT_DISPLAYED, WINDOW_OPEN, OpeRowBuilder
 from evaluation.redecide import NO_FEATURES, OTHER_SCHEMA, CustomerHistories, Policy, Redecided, redecide
 from evaluation.replay import ReplayOptions, replay_decisions
 from tests.unit.factories import NOW, FixedScorer, catalogue, offer, policy
@@ -73,6 +73,14 @@ def test_an_offer_not_displayed_is_no_row_but_still_weighs_the_ranks_below():
     assert builder.rows.left_out == {NOT_DISPLAYED: 1}
     assert builder.rows.logging_probability == pytest.approx([0.1])
     assert builder.rows.target_probability == pytest.approx([0.085])
+
+
+def test_an_outbound_selection_never_sent_is_no_row():
+    never = LoggedOffer("b", "loans", 1, 0.2, 100.0, None, None, None, never_sent=True)
+    decision = logged("d-1", never, shown("a", 2, 0.5))
+    builder = OpeRowBuilder(CATALOGUE, UNTIL)
+    builder.add(decision, made(decision))
+    assert builder.rows.left_out == {NEVER_SENT: 1} and len(builder.rows) == 1
 
 
 def test_decisions_without_their_features_or_in_another_schema_are_not_replayed():
