@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import orjson
 import typer
@@ -19,8 +19,12 @@ from rich.console import Console
 from rich.table import Table
 
 from evaluation.estimators import Estimates, Interval
-from evaluation.replay import ReplayOptions
 
+if TYPE_CHECKING:
+    from evaluation.replay import ReplayOptions
+
+# The replay's modules (the engine, LightGBM, SQLAlchemy) are imported by the commands that use them, not
+# when `nbo` starts.
 evaluation_commands = typer.Typer()
 
 Clip = Annotated[float | None, typer.Option(help="Clip every importance weight at this value (reported)")]
@@ -53,6 +57,8 @@ def evaluate(
     if log is not None:
         _evaluate_log(log, json, clip, bootstrap, seed)
     else:
+        from evaluation.replay import ReplayOptions
+
         _evaluate_candidate(
             catalogue, model, since, until, json, ReplayOptions(clip, bootstrap, seed, stages=False, rows_out=rows_out)
         )
@@ -129,6 +135,7 @@ def replay(
 ) -> None:
     """Re-decide the logged decisions with a candidate: offers, rules and policies, value (before/after)."""
     from app.replay_wiring import candidate_replay, replay_tables, summary_line
+    from evaluation.replay import ReplayOptions
 
     _check_options(clip, bootstrap)
     if catalogue is None and model is None:
