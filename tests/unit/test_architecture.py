@@ -6,7 +6,9 @@
 - the adapters and libraries (`models`, `features`, `history`, `coordination`, `policies`) never import
   the web layer `app` or the application layer;
 - `batch/` (the overnight batch) may use the core, the application layer and the adapters, never the web
-  layer; nothing below it imports `batch` (only `app`, which wires it to the settings).
+  layer; nothing below it imports `batch` (only `app`, which wires it to the settings);
+- `evaluation/` (offline evaluation) uses the core and the history and model adapters, never the
+  application or web layers; its estimators are numpy alone (tests/unit/evaluation/test_estimators.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ RULES = {
     "coordination": {"app", "service", "batch"},
     "policies": {"app", "service", "batch"},
     "batch": {"app", "fastapi", "starlette", "uvicorn"},
+    "evaluation": {"app", "service", "batch", "fastapi", "starlette", "uvicorn"},
 }
 
 
