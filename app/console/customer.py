@@ -86,7 +86,8 @@ async def _customer(service: DecisionService, customer_id: str) -> dict[str, Any
         FeatureRow(
             spec.name,
             features.values.get(spec.name),
-            _age(times.get(spec.name, times.get("*")), now),
+            # A batch feature is as old as its last load ("*"); an event feature only when an event wrote it.
+            _age(times.get(spec.name, times.get("*") if spec.source == "batch" else None), now),
             spec.name in features.defaulted,
             spec.name in features.stale,
             spec.source,

@@ -24,7 +24,7 @@ from history.sql import SqlHistory
 
 router = APIRouter()
 ACCEPTANCE_WINDOW_DAYS = 7.0
-HISTORY_REFRESH_SECONDS = 15.0
+HISTORY_REFRESH_SECONDS = 5.0
 SERIES_POINTS = 150  # five minutes at one poll every two seconds
 
 

@@ -24,7 +24,11 @@ NOUNS = {
     Outcome.IGNORED: "ignored contacts",
     Outcome.NOT_DISPLAYED: "not displayed contacts",
 }
-COUNTED_AT = {Level.OFFER: "of an offer", Level.GROUP: "of a group's offers", Level.ALL: "of marketing offers"}
+COUNTED_AT = {
+    Level.OFFER: "of an offer",
+    Level.GROUP: "of a group's offers",
+    Level.ALL: "per customer (all marketing offers together)",
+}
 SUPPRESSED = {Level.OFFER: "the offer", Level.GROUP: "the whole group", Level.ALL: "every marketing offer"}
 
 
@@ -63,7 +67,7 @@ def _within(window: Window) -> str:
 
 def _span(window: Window) -> str:
     seconds = window.seconds or 0.0
-    if seconds >= 86_400:
+    if seconds >= 2 * 86_400 and seconds % 86_400 == 0:
         return _plural(seconds / 86_400, "day")
     return _plural(seconds / 3600, "hour")
 
@@ -77,12 +81,16 @@ def _effect(policy: ContactPolicy) -> str:
 def _scope(policy: ContactPolicy) -> str:
     parts = [f"in {' and '.join(sorted(policy.channels))}" if policy.channels else "in every channel"]
     if policy.offers:
-        parts.append(f"for the offers {', '.join(sorted(policy.offers))}")
+        parts.append(_only("offer", policy.offers))
     if policy.groups:
-        parts.append(f"for the groups {', '.join(sorted(policy.groups))}")
+        parts.append(_only("group", policy.groups))
     if policy.segment is not None:
         parts.append(f"only for customers where {policy.segment.text}")
     return ", " + ", ".join(parts)
+
+
+def _only(kind: str, names: frozenset[str]) -> str:
+    return f"for the {kind}{'s' if len(names) > 1 else ''} {', '.join(sorted(names))}"
 
 
 def describe_budget(budget: Budget | None) -> str:
@@ -98,13 +106,13 @@ def describe_budget(budget: Budget | None) -> str:
 
 
 def describe_age(seconds: float | None) -> str:
-    """How old a value is, rounded for a person: `just now`, `5 min`, `3 h`, `12 days`, `unknown`.
+    """How old a value is, rounded for a person: `just now`, `5 min`, `3 h`, `12 days`, `never written`.
 
     >>> describe_age(90.0), describe_age(5 * 3600.0), describe_age(None)
-    ('2 min', '5 h', 'unknown')
+    ('2 min', '5 h', 'never written')
     """
     if seconds is None:
-        return "unknown"
+        return "never written"
     if seconds < 60:
         return "just now"
     if seconds < 3600:

@@ -28,7 +28,7 @@ class Keys:
 
 @pytest.fixture
 async def console(start: Callable[..., Awaitable[tuple]], settings) -> tuple[httpx.AsyncClient, Keys]:
-    app, client = await start(auth="keys")
+    _, client = await start(auth="keys")
     keys = Keys(settings.database_url)
     yield client, keys
     await keys.store.close()
