@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from app.evaluation_cli import evaluation_commands
 from app.keys_cli import keys_cli
 from app.model_commands import admin_cli, models_cli
 from app.settings import Settings
@@ -29,6 +30,7 @@ cli.add_typer(history_cli, name="history")
 cli.add_typer(models_cli, name="models")
 cli.add_typer(admin_cli, name="admin")
 cli.add_typer(keys_cli, name="keys")
+cli.registered_commands += evaluation_commands.registered_commands  # nbo evaluate, nbo replay
 
 
 @cli.command()
