@@ -17,7 +17,8 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +26,13 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from app.bootstrap import open_adapters
 from app.main import create_app
 from app.settings import Settings
 from history.keys import SCOPES, SqlKeyStore
 from history.migrate import upgrade
+from service.metrics import Metrics
+from service.service import DecisionService
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE = ROOT / "tests" / "fixtures" / "stack_catalogue"
@@ -45,6 +49,7 @@ class Console:
     marketer_key: str  # admin, and the agent's scopes
     catalogue_dir: Path
     database_url: str
+    clock: Clock
 
 
 def free_port() -> int:
@@ -104,27 +109,56 @@ class ServerThread:
         self.thread.join(timeout=15)
 
 
-@pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    """The service on the stack catalogue (a copy the what-if test may not touch), with two keys."""
-    directory = tmp_path_factory.mktemp("console")
-    catalogue = directory / "catalogue"
-    shutil.copytree(CATALOGUE, catalogue)
-    write_customers(directory / "customers.csv")
+class Clock:
+    """The services' clock: real time plus `offset` seconds (the what-if test logs decisions in the past)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+def factory_with(clock: Clock) -> Callable[[Settings, Metrics], Awaitable[DecisionService]]:
+    """The real adapters, as `nbo serve` opens them, and a service on `clock`."""
+
+    async def factory(settings: Settings, metrics: Metrics) -> DecisionService:
+        a = await open_adapters(settings)
+        return DecisionService(
+            catalogue=a.catalogue, scorer=a.scorer, cache=a.cache, history=a.history, budgets=a.budgets,
+            events=a.events, locks=a.locks, metrics=metrics, clock=clock, fallback=a.fallback,
+        )  # fmt: skip
+
+    return factory
+
+
+@contextmanager
+def served(directory: Path, catalogue: Path, customers: Path, clock: Clock) -> Iterator[Console]:
+    """The service on a copy of `catalogue`, with two keys, until the block ends."""
+    copy = directory / "catalogue"
+    shutil.copytree(catalogue, copy)
     url = f"sqlite+aiosqlite:///{directory / 'history.db'}"
     agent, marketer = off_the_loop(url)
     settings = Settings(
-        environment="test", auth="keys", database_url=url, catalogue_dir=catalogue,
-        features_file=directory / "customers.csv", model_dir=directory / "models",
-        model_poll_seconds=0, posterior_refresh_seconds=0,
+        environment="test", auth="keys", database_url=url, catalogue_dir=copy, features_file=customers,
+        model_dir=directory / "models", model_poll_seconds=0, posterior_refresh_seconds=0,
     )  # fmt: skip
     port = free_port()
-    server = ServerThread(create_app(settings), port)
+    server = ServerThread(create_app(settings, service_factory=factory_with(clock)), port)
     server.start()
     try:
-        yield Console(f"http://127.0.0.1:{port}", agent, marketer, catalogue, url)
+        yield Console(f"http://127.0.0.1:{port}", agent, marketer, copy, url, clock)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    """The service on the stack catalogue (its budgets and its decline cool-off)."""
+    directory = tmp_path_factory.mktemp("console")
+    write_customers(directory / "customers.csv")
+    with served(directory, CATALOGUE, directory / "customers.csv", Clock()) as console:
+        yield console
 
 
 @pytest.fixture(scope="module")
