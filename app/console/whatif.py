@@ -113,13 +113,18 @@ def chart_data(report: ReplayReport) -> dict[str, Any]:
         "logged": [s.logged for s in shifts],
         "current": [s.current or 0 for s in shifts],
         "candidate": [s.candidate for s in shifts],
-        "measures": {name: _measure(m) for name, m in (("acceptance", report.acceptance), ("value", report.value))
-                     if m is not None},  # fmt: skip
+        "measures": {name: _measure(m) for name, m in _measures(report)},
     }
+
+
+def _measures(report: ReplayReport) -> list[tuple[str, ValueEstimates]]:
+    return [(name, m) for name, m in (("acceptance", report.acceptance), ("value", report.value)) if m is not None]
 
 
 def _measure(measure: ValueEstimates) -> list[dict[str, Any]]:
     bars = [("serving (observed)", measure.current), ("draft IPS", measure.candidate.ips),
             ("draft SNIPS", measure.candidate.snips), ("draft DR", measure.candidate.dr)]  # fmt: skip
-    return [{"label": label, "estimate": i.estimate, "low": i.low, "high": i.high} for label, i in bars if i is not None]
+    return [
+        {"label": label, "estimate": i.estimate, "low": i.low, "high": i.high} for label, i in bars if i is not None
+    ]
 
