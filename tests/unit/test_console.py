@@ -7,6 +7,7 @@ import math
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from app.console.drafts import Change, DraftRefused, draft_of
 from app.console.samples import Sampler, Snapshot, bucket_delta, point_between, quantile, take_snapshot
 from app.console.timeline import lay_out
 from app.console.words import describe_age, describe_budget, describe_policy
@@ -135,3 +136,33 @@ def test_the_timeline_has_a_lane_per_channel_and_places_entries_by_time():
     assert xs[0] < xs[1] < xs[2] and xs[2] == pytest.approx(timeline.width - 12.0)
     assert [m.kind for m in timeline.marks] == ["decision", "outbound", "response"]
     assert lay_out([], now=100.0).marks == ()
+
+
+def test_a_draft_changes_one_field_of_the_serving_catalogue_and_says_so_in_its_version():
+    served = load_catalogue("tests/fixtures/stack_catalogue")
+    lever = draft_of(served, Change("lever", "card_cashback", 2.5))
+    assert lever.offer("card_cashback").lever == 2.5 and served.offer("card_cashback").lever == 1.0
+    assert lever.offer("savings_plus") is served.offer("savings_plus"), "everything else is the served object"
+    assert lever.version.startswith(f"{served.version}+draft-") and lever.version != served.version
+    cap = draft_of(served, Change("cap", "decline_cool_off", 3))
+    assert cap.policies[0].threshold == 3 and cap.offers == served.offers
+    budget = draft_of(served, Change("budget", "advice_call", 20))
+    assert budget.offer("advice_call").budget == Budget(20, BudgetPeriod.DAY)
+    assert draft_of(served, Change("budget", "advice_call", None)).offer("advice_call").budget is None
+    assert Change("lever", "card_cashback", 2.5).describe(served) == "lever of card_cashback: 1 → 2.5"
+    assert Change("budget", "advice_call", None).describe(served) == "budget of advice_call: 100 per day → no budget"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (Change("lever", "no_such_offer", 2.0), "offer: unknown offer 'no_such_offer'"),
+        (Change("cap", "no_such_policy", 2.0), "policy: unknown contact policy 'no_such_policy'"),
+        (Change("lever", "card_cashback", 0.0), "lever: a number above 0"),
+        (Change("lever", "card_cashback", math.nan), "lever: a number above 0"),
+        (Change("cap", "decline_cool_off", -1.0), "threshold: a number above 0"),
+    ],
+)
+def test_a_draft_refuses_what_the_catalogue_cannot_take(change: Change, message: str):
+    with pytest.raises(DraftRefused, match=message):
+        draft_of(load_catalogue("tests/fixtures/stack_catalogue"), change)
