@@ -18,6 +18,17 @@ templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.globals["static"] = lambda name: f"/console/static/{name}"
 templates.env.filters["age"] = describe_age
 templates.env.filters["when"] = lambda at: datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+# Only this service's own scripts and styles; no framing (the one-click answers must not be clickjacked);
+# pages show personal data: never cached on a shared computer.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
 templates.env.filters["num"] = lambda x: f"{x:.4g}" if isinstance(x, float) else x
 
 
@@ -29,7 +40,7 @@ def page(request: Request, name: str, who: Operator | None, status: int = 200, *
     )
     if session.new:
         set_cookie(request, response, session)
-    response.headers["Cache-Control"] = "no-store"  # pages show personal data: never cached on a shared PC
+    response.headers.update(PAGE_HEADERS)
     return response
 
 

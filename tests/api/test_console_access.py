@@ -81,6 +81,8 @@ async def test_a_valid_key_opens_a_session_with_a_strict_httponly_cookie(console
     assert "Path=/console" in cookie and "Secure" not in cookie  # plain http here: see the https test
     page = await client.get("/console/customer?customer_id=c-adult")
     assert page.status_code == 200 and "agent" in page.text
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"], "no clickjacking of the answers"
+    assert page.headers["cache-control"] == "no-store"
     assert key not in page.text and key not in str(page.url), "the key is never in a page or a URL"
     logged = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert key not in logged and "console login" in logged
@@ -99,6 +101,10 @@ async def test_a_key_without_the_scope_gets_the_403_page(console):
     page = await client.get("/console/customer")
     assert page.status_code == 403 and "lacks the scope &#39;history:read&#39;" in page.text
     assert "Not allowed (403)" in page.text
+    await log_in(client, await keys.create("viewer", {"history:read"}))
+    viewer = await client.get("/console/customer?customer_id=c-adult")
+    assert viewer.status_code == 200 and "may not ask for decisions" in viewer.text
+    assert 'id="decide-form"' not in viewer.text
 
 
 async def test_an_agent_may_not_validate_drafts_nor_run_what_if(console):

@@ -176,8 +176,13 @@ def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1360, "height": 900})
     context.set_default_timeout(10_000)
     opened = context.new_page()
+    # Script errors and refused content (the pages' CSP allows only the service's own files) fail the test.
+    errors: list[str] = []
+    opened.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    opened.on("pageerror", lambda error: errors.append(str(error)))
     yield opened
     context.close()
+    assert not errors, errors
 
 
 def log_in(page: Page, console: Console, key: str, path: str = "/console") -> None:

@@ -73,7 +73,7 @@ def test_the_what_if_page_draws_the_draft_beside_the_serving_catalogue(page: Pag
     page.select_option("#whatif-target", "card_cashback")
     page.fill("input[name=value]", "1.5")
     page.click("#whatif-form button")
-    page.wait_for_function("Number(document.body.dataset.whatifDrawn || 0) == 2", timeout=30_000)
+    expect(page.locator("body")).to_have_attribute("data-whatif-drawn", "2", timeout=30_000)
 
     expect(page.locator("#whatif-summary")).to_contain_text("lever of card_cashback: 1.1 → 1.5")
     expect(page.locator("#whatif-summary")).to_contain_text(f"{CUSTOMERS} logged decisions")
