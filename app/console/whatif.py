@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
@@ -21,16 +21,22 @@ from app.console.drafts import KINDS, Change, DraftRefused, draft_of
 from app.console.live import sql_store
 from app.console.session import PostedBy, Who
 from app.console.web import page
-from evaluation.ope_rows import ValueEstimates
-from evaluation.redecide import Policy
-from evaluation.replay import ReplayOptions, ReplayReport, read_logs, replay_decisions
 from service.service import DecisionService
+
+if TYPE_CHECKING:
+    # Imported when a replay runs, not with the app: the evaluation stack loads LightGBM, and each worker
+    # process must answer uvicorn's health check while it starts (see app/main.py's _default_factory).
+    from evaluation.ope_rows import ValueEstimates
+    from evaluation.replay import ReplayReport
 
 router = APIRouter()
 # Fewer bootstrap replicates than `nbo replay`'s 1,000: the page answers in seconds, and the 95% intervals
 # it shows move in their second digit only.
-OPTIONS = ReplayOptions(bootstrap=200)
+BOOTSTRAP = 200
 MAX_DAYS = 90.0
+# The newest decisions replayed at most: the re-decisions share the server's CPU (and its GIL) with live
+# traffic. A whole month of a large bank is for `nbo replay`, offline.
+MAX_REPLAYED = 20_000
 
 
 @router.get("/console/whatif", response_class=HTMLResponse)
@@ -68,7 +74,8 @@ async def run(
     if report is None:
         return page(request, "_whatif_result.html", who, status=422, error="this history has no SQL store to read")
     return page(request, "_whatif_result.html", who, report=report, change=change.describe(service.catalogue),
-                draft_version=draft.version, days=days, seconds=seconds, chart=chart_data(report))  # fmt: skip
+                draft_version=draft.version, days=days, seconds=seconds, chart=chart_data(report),
+                most=MAX_REPLAYED)  # fmt: skip
 
 
 def parse_change(kind: str, target: str, value: str) -> Change:
@@ -86,15 +93,21 @@ def parse_change(kind: str, target: str, value: str) -> Change:
 
 
 async def replay_with(service: DecisionService, draft: Any, days: float) -> ReplayReport | None:
-    """The replay of the last `days` of logged decisions: the draft against the serving catalogue."""
+    """The replay of the last `days` of logged decisions (the newest MAX_REPLAYED): the draft against the
+    serving catalogue."""
+    from evaluation.redecide import Policy
+    from evaluation.replay import ReplayOptions, read_logs, replay_decisions
+
     sql = sql_store(service.history)
     if sql is None:
         return None
     until = service.clock()
     current, candidate = Policy(service.catalogue, service.scorer), Policy(draft, service.scorer)
     logged, histories = await read_logs(sql.engine, candidate, until - days * 86_400, until)
+    logged = logged[-MAX_REPLAYED:]  # oldest first: keep the newest
+    options = ReplayOptions(bootstrap=BOOTSTRAP)
     return await asyncio.to_thread(
-        replay_decisions, logged, histories, candidate, until, current=current, options=OPTIONS
+        replay_decisions, logged, histories, candidate, until, current=current, options=options
     )
 
 

@@ -166,3 +166,19 @@ def test_a_draft_changes_one_field_of_the_serving_catalogue_and_says_so_in_its_v
 def test_a_draft_refuses_what_the_catalogue_cannot_take(change: Change, message: str):
     with pytest.raises(DraftRefused, match=message):
         draft_of(load_catalogue("tests/fixtures/stack_catalogue"), change)
+
+
+def test_the_console_loads_the_evaluation_stack_only_when_a_replay_runs():
+    """`evaluation` (and LightGBM behind it) is imported inside the what-if handler, not with the app: every
+    uvicorn worker must answer its supervisor's health check while it starts."""
+    import ast
+    from pathlib import Path
+
+    import app.console
+
+    for module in Path(app.console.__file__).parent.glob("*.py"):
+        tree = ast.parse(module.read_text())
+        top_level = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+        names = [n.module or "" for n in top_level if isinstance(n, ast.ImportFrom)]
+        names += [a.name for n in top_level if isinstance(n, ast.Import) for a in n.names]
+        assert not [n for n in names if n.startswith(("evaluation", "lightgbm", "models"))], module.name
