@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.admin import admin_router
 from app.auth import install_auth_handlers, open_auth
+from app.console import mount_console
 from app.errors import error_kind, error_response
 from app.metrics import MetricsMiddleware
 from app.reloading import Reloader, watching
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, service_factory: ServiceFactory
     app.state.metrics = metrics
     app.include_router(router)
     app.include_router(admin_router)
+    mount_console(app)  # the operator console under /console (app/console)
     _install_error_handlers(app)
     install_auth_handlers(app, _count)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
