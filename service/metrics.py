@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -75,3 +77,7 @@ class Metrics:
             ["what", "outcome"], registry=r,
         )  # fmt: skip
         self.ready = Gauge("nbo_ready", "1 when stores, catalogue and model are ready", registry=r)
+        # Tells the workers behind one socket apart, so that a scraper can take each worker's counters apart
+        # (loadtests/bench.py sums the per-stage times of every worker); one series per process.
+        self.worker = Gauge("nbo_worker_pid", "Process id of the worker that answered this scrape", registry=r)
+        self.worker.set(os.getpid())
