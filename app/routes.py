@@ -40,6 +40,7 @@ from decisioning.engine import PresentedOffer
 from decisioning.records import HistoryEntry
 from decisioning.types import Outcome
 from service.commands import ApplyEvent, Decide, ReportSend, Respond
+from service.metrics import lap
 from service.results import DecisionResult, SendResult
 from service.service import DecisionService
 
@@ -73,6 +74,7 @@ async def post_decision(body: DecisionIn, service: Service, caller: Decider) -> 
 
     A retry with a `request_id` that was decided already returns that decision again (`replayed`).
     Scope `decide`, in the body's channel."""
+    lap("http")  # body read, JSON parsed, validated, key checked
     caller.require_channel(body.channel)
     return _decision_out(await service.decide(_decide(body)), body.explain)
 

@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     batch_workers: int = Field(2, ge=1)
     batch_partition_size: int = Field(50_000, ge=1)
 
+    # CPU per fine decision stage in /metrics (loadtests/bench.py --stage-cpu): ~2 µs per stage, so off.
+    stage_cpu_timers: bool = False
+
     log_level: str = "INFO"
     access_log: bool = False
 

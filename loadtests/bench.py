@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,11 +31,17 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from features.redis_cache import RedisCustomerCache
+from decisioning.catalogue import Catalogue
+from features import redis_scripts
+from features.redis_cache import SUMMARY_HEADER, RedisCustomerCache
+from features.redis_client import evalsha_pipelined
 from history.keys import SqlKeyStore
-from loadtests import bench_stack, mix, openloop, results, servers, stages
+from loadtests import bench_stack, mix, openloop, profiling, results, servers, stages
+from loadtests.bench_core import summaries
 from loadtests.results import BASELINE, EMBEDDED, SATURATION, STACK, Measurement
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,8 +60,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--wrk-connections", type=int, default=16)
     p.add_argument("--servers", default=f"{BASELINE},{STACK},{EMBEDDED}")
     p.add_argument("--core", action=argparse.BooleanOptionalAction, default=True, help="also run bench-core")
+    p.add_argument("--profile", action="store_true", help="py-spy the nbo servers in round 1's saturation")
+    p.add_argument("--stage-cpu", action="store_true", help="CPU per stage too (NBO_STAGE_CPU_TIMERS, ~2 µs/stage)")
     p.add_argument("--quick", action="store_true", help="1 round, 10k customers, a few seconds per phase")
     args = p.parse_args(argv)
+    if args.stage_cpu:
+        os.environ["NBO_STAGE_CPU_TIMERS"] = "true"
     if args.quick:
         args.rounds, args.customers, args.open_seconds, args.wrk_seconds = 1, 10_000, 2.0, 3
     args.rate_list = [float(r) for r in args.rates.split(",") if r]
@@ -69,6 +80,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def prepare_stores(args: argparse.Namespace, scratch: Path, redis_port: int) -> dict[str, str]:
     """Catalogue, customers (Parquet + Redis, seeded summaries), model and PostgreSQL database."""
     catalogue = bench_stack.write_catalogue(scratch / "catalogue", args.offers)
+    # LightGBM trains on a thread of its own (it releases the GIL) while the stores fill.
+    train = asyncio.to_thread(bench_stack.train_model, scratch / "models", catalogue, args.trees)
+    training = asyncio.create_task(train)
     database_url = await bench_stack.create_database(args.database)
     key = await mix_key(database_url)
     url = f"redis://127.0.0.1:{redis_port}/0"
@@ -76,12 +90,26 @@ async def prepare_stores(args: argparse.Namespace, scratch: Path, redis_port: in
     try:
         cache = RedisCustomerCache(client, feature_names=[f.name for f in catalogue.features])
         await bench_stack.load_customers(cache, catalogue, args.customers, scratch)
-        await bench_stack.seed_summaries(cache, catalogue, args.customers)
+        await seed_summaries(cache, catalogue, args.customers)
     finally:
         await client.aclose()
-    version = await asyncio.to_thread(bench_stack.train_model, scratch / "models", catalogue, args.trees)
+    version = await training
     return {"key": key, "database_url": database_url, "model_version": version,
             "offer_ids": ",".join(o.id for o in catalogue.offers)}  # fmt: skip
+
+
+async def seed_summaries(cache: RedisCustomerCache, catalogue: Catalogue, count: int) -> None:
+    """bench_stack's seeded summaries (5-35 contacts of the last 60 days), each distinct one encoded once and
+    stored with pipelined STORE_SUMMARY calls: ~10x faster than one call per customer."""
+    started = time.perf_counter()
+    pool = summaries(catalogue, bench_stack.DISTINCT_HISTORIES, time.time(), np.random.default_rng(1))
+    encoded = [[cache.summary_ttl, SUMMARY_HEADER, *(orjson.dumps(e.to_row()) for e in s.events)] for s in pool]
+    sha = cache.client.register_script(redis_scripts.STORE_SUMMARY).sha
+    for start in range(0, count, 2000):
+        calls = [([cache.summary_key(f"c-{i:06d}")], encoded[i % len(encoded)])
+                 for i in range(start + 1, min(start + 2000, count) + 1)]  # fmt: skip
+        await evalsha_pipelined(cache.client, redis_scripts.STORE_SUMMARY, sha, calls)
+    print(f"summaries: {count} seeded in {time.perf_counter() - started:.1f}s")
 
 
 async def mix_key(database_url: str) -> str:
@@ -97,7 +125,8 @@ async def mix_key(database_url: str) -> str:
 def common_env(scratch: Path) -> dict[str, str]:
     return {"NBO_CATALOGUE_DIR": str(scratch / "catalogue"), "NBO_MODEL_DIR": str(scratch / "models"),
             "NBO_FEATURES_FILE": str(scratch / "customers.parquet"), "OMP_NUM_THREADS": "1",
-            "NBO_LOG_LEVEL": "WARNING"}  # fmt: skip
+            "NBO_LOG_LEVEL": "WARNING",
+            "NBO_STAGE_CPU_TIMERS": os.environ.get("NBO_STAGE_CPU_TIMERS", "false")}  # fmt: skip
 
 
 def start_server(name: str, scratch: Path, stores: dict[str, str], redis_port: int) -> servers.Server:
@@ -142,6 +171,18 @@ class Run:
                           STACK: mix.write_wrk_file(scratch / "mix.tsv", the_mix)}  # fmt: skip
         self.wrk_files[EMBEDDED] = self.wrk_files[STACK]
         self.servers: dict[str, servers.Server] = {}
+        self.profiles: list[Path] = []
+
+    def profile(self, name: str) -> list[subprocess.Popen]:
+        """py-spy on each worker of an nbo server for its saturation phase (files in the scratch dir)."""
+        if name == BASELINE:
+            return []
+        server = self.servers[name]
+        workers = servers.children(server.proc.pid) if name == STACK else [server.proc.pid]
+        paths = [self.scratch / f"profile-{name}-{pid}.txt" for pid in workers]
+        spies = [profiling.record(pid, self.args.wrk_seconds, path) for pid, path in zip(workers, paths, strict=True)]
+        self.profiles.extend(paths)
+        return [s for s in spies if s is not None]
 
     def pg_backends(self) -> list[int]:
         sql = f"SELECT coalesce(array_agg(pid), '{{}}') FROM pg_stat_activity WHERE datname = '{self.args.database}'"
@@ -194,8 +235,6 @@ class Run:
 
 def parse_wrk(output: str) -> dict:
     """The JSON line mix.lua's done() prints."""
-    import orjson
-
     for line in output.splitlines():
         if line.startswith("WRK_JSON "):
             return orjson.loads(line[9:])
@@ -211,7 +250,10 @@ def run_phases(run: Run) -> list[Measurement]:
                                         lambda n=name, r=rate: run.open_loop(n, r, a.open_seconds)))  # fmt: skip
                 print(brief(rows[-1]), flush=True)
         for name in a.server_list:
+            spies = run.profile(name) if a.profile and round_ == 1 else []
             rows.append(run.measure(round_, name, SATURATION, lambda n=name: run.saturate(n)))
+            for spy in spies:
+                spy.wait()
             print(brief(rows[-1]), flush=True)
     return rows
 
@@ -237,28 +279,39 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="nbo-bench-") as tmp:
-        scratch = Path(tmp)
-        redis_proc, redis_port = servers.start_redis(scratch)
-        run: Run | None = None
-        try:
-            stores = asyncio.run(prepare_stores(args, scratch, redis_port))
-            run = Run(args, scratch, stores, redis_proc.pid)
-            for name in args.server_list:
-                server = run.servers[name] = start_server(name, scratch, stores, redis_port)
-                warm_up = 2 if args.quick else 4  # seconds at 100/s: connections open, code paths warm
-                asyncio.run(openloop.run("127.0.0.1", server.port, run.requests[name], 100, warm_up))
-            print(f"setup done in {time.time() - started:.0f}s; load average {os.getloadavg()[0]:.2f}", flush=True)
-            rows = run_phases(run)
-        finally:
-            for server in (run.servers.values() if run else ()):
-                server.stop()
-            redis_proc.terminate()
-            asyncio.run(bench_stack.admin(f"DROP DATABASE IF EXISTS {args.database} WITH (FORCE)"))
-    core = core_decisions_per_s() if args.core else None
-    report(args, rows, core, started)
+        rows, profiles = measure_all(args, Path(tmp), started)
+        core = core_decisions_per_s() if args.core else None
+        path = report(args, rows, core, started)
+        for profile in profiles:
+            if profile.exists():
+                shutil.move(profile, path.parent / profile.name)
+    if profiles:
+        for name in {p.name.split("-")[1] + "-" + p.name.split("-")[2] for p in profiles}:
+            files = sorted(path.parent.glob(f"profile-{name}-*.txt"))
+            print(f"profile of {name} at saturation ({len(files)} worker(s)):\n{profiling.report(files)}")
 
 
-def report(args: argparse.Namespace, rows: list[Measurement], core: float | None, started: float) -> None:
+def measure_all(args: argparse.Namespace, scratch: Path, started: float) -> tuple[list[Measurement], list[Path]]:
+    """Set up, start every server, run the rounds, stop and clean up; the rows and profile files."""
+    redis_proc, redis_port = servers.start_redis(scratch)
+    run: Run | None = None
+    try:
+        stores = asyncio.run(prepare_stores(args, scratch, redis_port))
+        run = Run(args, scratch, stores, redis_proc.pid)
+        for name in args.server_list:
+            server = run.servers[name] = start_server(name, scratch, stores, redis_port)
+            warm_up = 2 if args.quick else 4  # seconds at 100/s: connections open, code paths warm
+            asyncio.run(openloop.run("127.0.0.1", server.port, run.requests[name], 100, warm_up))
+        print(f"setup done in {time.time() - started:.0f}s; load average {os.getloadavg()[0]:.2f}", flush=True)
+        return run_phases(run), run.profiles
+    finally:
+        for server in run.servers.values() if run else ():
+            server.stop()
+        redis_proc.terminate()
+        asyncio.run(bench_stack.admin(f"DROP DATABASE IF EXISTS {args.database} WITH (FORCE)"))
+
+
+def report(args: argparse.Namespace, rows: list[Measurement], core: float | None, started: float) -> Path:
     m = results.medians(rows)
     slow, fast = f"open-{min(args.rate_list):g}", f"open-{max(args.rate_list):g}"
     checks = results.goals(m, core, slow, fast)
@@ -266,7 +319,9 @@ def report(args: argparse.Namespace, rows: list[Measurement], core: float | None
     meta = {"argv": sys.argv[1:], "rounds": args.rounds, "customers": args.customers, "offers": args.offers,
             "trees": args.trees, "cpus": os.cpu_count(), "load_average_at_end": os.getloadavg(),
             "seconds": time.time() - started, "core_decisions_per_s": core}  # fmt: skip
-    print(f"written: {results.write(rows, checks, meta)} ({time.time() - started:.0f}s in all)")
+    path = results.write(rows, checks, meta)
+    print(f"written: {path} ({time.time() - started:.0f}s in all)")
+    return path
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 Totals = dict[str, tuple[float, float]]  # stage -> (seconds, count)
-STAGE_FAMILIES = ("nbo_decision_stage_seconds", "nbo_decision_stage_cpu_seconds")
+# The fine stages (service.metrics.StageTimes): wall always, CPU with NBO_STAGE_CPU_TIMERS=true.
+STAGE_FAMILIES = ("nbo_decision_stage_detail_seconds", "nbo_decision_stage_detail_cpu_seconds")
 
 
 def parse(text: str) -> tuple[int, Totals]:

@@ -23,7 +23,7 @@ from service.budgets import BudgetReservations, Reservation
 from service.commands import Decide
 from service.degraded import DegradedPath
 from service.errors import InvalidInput, Overloaded, Unavailable
-from service.metrics import Metrics
+from service.metrics import Metrics, lap
 from service.recorder import DecisionRecorder
 from service.retries import RecordedDecisions
 from service.summaries import Summaries
@@ -95,7 +95,9 @@ class DecisionPath:
             # requests cannot both slip under a cap: the second one reads the first one's presentations.
             try:
                 async with self.locks.hold(command.customer_id):
+                    lap("lock")
                     decision, replayed = await self._decide_locked(command)
+                lap("unlock")
             except LockTimeout as err:
                 self.metrics.errors.labels("customer_lock").inc()
                 raise Unavailable("too many concurrent decisions for this customer; retry") from err
@@ -105,26 +107,30 @@ class DecisionPath:
                 decision, replayed = await self._decide_degraded(command, err)
             if not replayed:
                 self._observe(decision, time.perf_counter() - start)
+                lap("observe")
             return decision, replayed
 
     async def _decide_locked(self, command: Decide) -> tuple[Decision, bool]:
         # Checked under the customer's lock: a retry racing its first attempt waits for it, then sees it.
         if command.request_id and (earlier := await self._find(command.request_id)):
             return self._replay(command, earlier), True
+        lap("request_id")
         now = self.clock()
         scorer = self.scorer.for_customer(command.customer_id)  # champion or challenger, by a stable hash
-        lap = self._stage_timer(command.channel, scorer.version)
+        coarse = self._stage_timer(command.channel, scorer.version)
         snapshot = await self.cache.load(command.customer_id)
+        lap("load")
         summary = await self.summaries.of(snapshot, now)
         customer = validate_features(self.catalogue.features, command.customer_id, snapshot, now)
-        lap("load")
+        lap("features")
+        coarse("load")
         request = DecisionRequest(
             f"d-{uuid.uuid4().hex}", customer, _context(command, now), command.max_offers, command.explain
         )
         decision, reservation = await self._decide_within_budgets(request, summary, scorer)
-        lap("decide")
+        coarse("decide")
         stored = await self.recorder.record(decision, reservation, command.request_id)
-        lap("record")
+        coarse("record")
         if not stored:  # another attempt of this request was stored first (its lock lease ran out)
             earlier = await self._find(command.request_id) if command.request_id else None
             if earlier is None:
@@ -162,8 +168,11 @@ class DecisionPath:
         exhausted = set(self.budgets.known_exhausted(request.context.now))
         # Every failed round marks at least one more offer exhausted, so this ends within len(offers) + 1.
         for _ in range(len(self.catalogue.offers) + 1):
-            decision = decide(self.catalogue, request, summary, scorer, exhausted_budgets=frozenset(exhausted))
+            decision = decide(
+                self.catalogue, request, summary, scorer, exhausted_budgets=frozenset(exhausted), laps=lap
+            )
             reservation = await self.budgets.reserve(decision)
+            lap("budgets")
             if reservation.ok:
                 return decision, reservation
             exhausted |= reservation.exhausted

@@ -14,7 +14,7 @@ from decisioning.ports import ContactHistory, UnstorableRecord
 from decisioning.records import DecisionRecord
 from service.budgets import BudgetReservations, Reservation
 from service.errors import InvalidInput, Unavailable
-from service.metrics import Metrics
+from service.metrics import Metrics, lap
 from service.summaries import Summaries
 
 log = logging.getLogger("nbo.service")
@@ -39,9 +39,12 @@ class DecisionRecorder:
         one is undone). Raises `Unavailable` when the history cannot take it, `InvalidInput` when the
         record itself cannot be stored."""
         record = decision.to_record(request_id)
+        lap("to_record")
         await self.summaries.append(decision.customer_id, record.events(), decision.context.now)
+        lap("summary_append")
         try:
             stored = await self.history.record_decision(record)
+            lap("history_commit")
         except UnstorableRecord as err:
             await self._undo(record, reservation)
             self.metrics.errors.labels("history_record").inc()

@@ -101,14 +101,15 @@ def test_wrk_file_and_requests_keep_the_decisions_only_for_a_scoring_only_server
 def test_stage_totals_are_parsed_per_worker_and_subtracted_per_worker() -> None:
     text = (
         "# TYPE nbo_worker_pid gauge\nnbo_worker_pid 42.0\n"
-        "# TYPE nbo_decision_stage_seconds histogram\n"
-        'nbo_decision_stage_seconds_sum{stage="load",channel="web",model_version="v"} 0.5\n'
-        'nbo_decision_stage_seconds_count{stage="load",channel="web",model_version="v"} 100.0\n'
-        'nbo_decision_stage_seconds_sum{stage="load",channel="call_centre",model_version="v"} 0.5\n'
-        'nbo_decision_stage_seconds_count{stage="load",channel="call_centre",model_version="v"} 100.0\n'
+        "# TYPE nbo_decision_stage_detail_seconds summary\n"
+        'nbo_decision_stage_detail_seconds_sum{stage="load"} 1.0\n'
+        'nbo_decision_stage_detail_seconds_count{stage="load"} 200.0\n'
+        "# TYPE nbo_decision_stage_detail_cpu_seconds summary\n"
+        'nbo_decision_stage_detail_cpu_seconds_sum{stage="load"} 0.5\n'
+        'nbo_decision_stage_detail_cpu_seconds_count{stage="load"} 200.0\n'
     )
     pid, totals = stages.parse(text)
-    assert pid == 42 and totals == {"load": (1.0, 200.0)}
+    assert pid == 42 and totals == {"load": (1.0, 200.0), "cpu:load": (0.5, 200.0)}
     before = {42: {"load": (1.0, 200.0)}, 7: {"load": (1.0, 100.0)}}
     after = {42: {"load": (2.0, 400.0)}, 7: {"load": (1.3, 200.0)}}
     assert stages.means_ms(before, after) == {"load": pytest.approx(1000 * 1.3 / 300)}
