@@ -1,8 +1,9 @@
 """The decision path: shed load, serialise the customer, load, decide within budgets, record, observe.
 
-One path for every caller (HTTP, batch, simulator, console). A decision costs one round trip to the
-customer cache (features + history summary), one vectorised scoring call, a budget reservation only for
-chosen offers that have a budget, and one durable write to the contact history. The decision is returned
+One path for every caller (HTTP, batch, simulator, console). A decision costs one round trip to hold the
+customer (its lock, features and history summary), one vectorised scoring call, a budget reservation only
+for chosen offers that have a budget, one round trip to append to the summary and release the customer,
+and one durable write to the contact history. The decision is returned
 only after it is recorded. A retried request id gets the recorded decision back, written once.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Callable
 
 from decisioning.catalogue import Catalogue
 from decisioning.engine import Decision, DecisionRequest, decide
-from decisioning.ports import CustomerCache, CustomerLock, LockTimeout, Scorer, StoreUnavailable
+from decisioning.ports import CustomerHolds, Held, LockTimeout, Scorer, StoreUnavailable
 from decisioning.quality import validate_features
 from decisioning.records import DecisionRecord
 from decisioning.summary import HistorySummary
@@ -57,8 +58,7 @@ class DecisionPath:
         *,
         catalogue: Catalogue,
         scorer: Scorer,
-        cache: CustomerCache,
-        locks: CustomerLock,
+        holds: CustomerHolds,
         summaries: Summaries,
         budgets: BudgetReservations,
         recorder: DecisionRecorder,
@@ -73,8 +73,7 @@ class DecisionPath:
         self.degraded = degraded
         self.catalogue = catalogue
         self.scorer = scorer
-        self.cache = cache
-        self.locks = locks
+        self.holds = holds
         self.summaries = summaries
         self.budgets = budgets
         self.recorder = recorder
@@ -94,9 +93,9 @@ class DecisionPath:
             # One customer's decisions are serialised (across replicas with Redis), so two concurrent
             # requests cannot both slip under a cap: the second one reads the first one's presentations.
             try:
-                async with self.locks.hold(command.customer_id):
-                    lap("lock")
-                    decision, replayed = await self._decide_locked(command)
+                async with self.holds.hold(command.customer_id) as held:
+                    lap("lock_and_load")
+                    decision, replayed = await self._decide_held(command, held)
                 lap("unlock")
             except LockTimeout as err:
                 self.metrics.errors.labels("customer_lock").inc()
@@ -110,16 +109,17 @@ class DecisionPath:
                 lap("observe")
             return decision, replayed
 
-    async def _decide_locked(self, command: Decide) -> tuple[Decision, bool]:
-        # Checked under the customer's lock: a retry racing its first attempt waits for it, then sees it.
+    async def _decide_held(self, command: Decide, held: Held) -> tuple[Decision, bool]:
+        # Checked under the customer's lock: a retry that comes after its first attempt was committed sees
+        # it; one racing the first attempt's commit decides, and the history refuses its second record of
+        # the request id (`stored` False below): it is undone and answers the first decision.
         if command.request_id and (earlier := await self._find(command.request_id)):
             return self._replay(command, earlier), True
         lap("request_id")
         now = self.clock()
         scorer = self.scorer.for_customer(command.customer_id)  # champion or challenger, by a stable hash
         coarse = self._stage_timer(command.channel, scorer.version)
-        snapshot = await self.cache.load(command.customer_id)
-        lap("load")
+        snapshot = held.snapshot
         summary = await self.summaries.of(snapshot, now)
         customer = validate_features(self.catalogue.features, command.customer_id, snapshot, now)
         lap("features")
@@ -129,7 +129,7 @@ class DecisionPath:
         )
         decision, reservation = await self._decide_within_budgets(request, summary, scorer)
         coarse("decide")
-        stored = await self.recorder.record(decision, reservation, command.request_id)
+        stored = await self.recorder.record(decision, reservation, command.request_id, held)
         coarse("record")
         if not stored:  # another attempt of this request was stored first (its lock lease ran out)
             earlier = await self._find(command.request_id) if command.request_id else None
