@@ -47,7 +47,7 @@ class MetricsMiddleware:
                 clock.lap("send")
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
-            self.metrics.requests.labels(template, scope.get("method", ""), str(status["code"])).observe(
+            self.metrics.hot.requests(template, scope.get("method", ""), str(status["code"])).observe(
                 time.perf_counter() - start
             )
             if clock is not None:

@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 # "function (path/to/file.py:123)" -> "function (file.py)": lines differ within one function.
+PROJECT_PACKAGES = ("app", "service", "decisioning", "features", "history", "coordination", "models", "policies")
 FRAME = re.compile(r"^(?P<name>.*?) \((?P<file>[^:)]*)(?::\d+)?\)$")
 
 
@@ -44,11 +45,22 @@ def frame_name(frame: str) -> str:
     return f"{found['name']} ({Path(found['file']).name})"
 
 
+def stack_frames(stack: str) -> list[str]:
+    """The project's own frames of a collapsed stack (the event loop and framework frames under every
+    request would fill an inclusive list)."""
+    return [frame_name(f) for f in stack.split(";") if _ours(f)]
+
+
+def _ours(frame: str) -> bool:
+    # py-spy names files relative to sys.path when it can ("service/decisions.py"), else absolute.
+    return any(f"({p}/" in frame or f"/{p}/" in frame for p in PROJECT_PACKAGES) and ".venv" not in frame
+
+
 def top(collapsed: str, n: int = 15) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
     """(self, inclusive): the `n` functions with the largest share of the samples, as fractions.
 
-    >>> top("main (a.py:1);f (b.py:2) 3\\nmain (a.py:1);g (b.py:9) 1", 2)
-    ([('f (b.py)', 0.75), ('g (b.py)', 0.25)], [('main (a.py)', 1.0), ('f (b.py)', 0.75)])
+    >>> top("main (/x/a.py:1);f (/x/service/b.py:2) 3\\nmain (/x/a.py:1);g (/x/app/c.py:9) 1", 2)
+    ([('f (b.py)', 0.75), ('g (c.py)', 0.25)], [('f (b.py)', 0.75), ('g (c.py)', 0.25)])
     """
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
@@ -61,7 +73,7 @@ def top(collapsed: str, n: int = 15) -> tuple[list[tuple[str, float]], list[tupl
         samples = int(count)
         total += samples
         own[frames[-1]] += samples
-        for name in set(frames):
+        for name in set(stack_frames(stack)):
             inclusive[name] += samples
     if not total:
         return [], []

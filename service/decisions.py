@@ -193,19 +193,19 @@ class DecisionPath:
 
         def lap(stage: str) -> None:
             now = time.perf_counter()
-            self.metrics.stage_seconds.labels(stage, channel, version).observe(now - last[0])
+            self.metrics.hot.stage_seconds(stage, channel, version).observe(now - last[0])
             last[0] = now
 
         return lap
 
     def _observe(self, decision: Decision, seconds: float) -> None:
-        m, channel = self.metrics, decision.context.channel
-        m.decision_seconds.labels(channel).observe(seconds)
-        m.decisions.labels(channel, "offers" if decision.offers else "empty").inc()
+        m, channel = self.metrics.hot, decision.context.channel
+        m.decision_seconds(channel).observe(seconds)
+        m.decisions(channel, "offers" if decision.offers else "empty").inc()
         for p in decision.offers:
-            m.presented.labels(p.offer.id, channel).inc()
+            m.presented(p.offer.id, channel).inc()
         for s in decision.suppressions:
-            m.suppressions.labels(s.policy_id).inc()
+            m.suppressions(s.policy_id).inc()
 
     def _count_data_quality(self, channel: str, customer: CustomerFeatures) -> None:
         if not customer.known:

@@ -16,6 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextvars import ContextVar
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import Metric, SummaryMetricFamily
@@ -97,6 +98,29 @@ class Metrics:
         # (loadtests/bench.py sums the per-stage times of every worker); one series per process.
         self.worker = Gauge("nbo_worker_pid", "Process id of the worker that answered this scrape", registry=r)
         self.worker.set(os.getpid())
+        # The hot path's metrics, memoised by label values (see Children).
+        self.hot = HotMetrics(self)
+
+
+class Children:
+    """A metric's children by label values, memoised: `labels()` validates and locks on every call (~2 µs
+    here), a dict hit costs ~50 ns. Only for bounded label values (channels, offers, policies, stages).
+
+    >>> decisions = Children(metrics.decisions)   # doctest: +SKIP
+    >>> decisions("web", "offers").inc()          # doctest: +SKIP
+    """
+
+    __slots__ = ("children", "metric")
+
+    def __init__(self, metric: Counter | Histogram | Gauge) -> None:
+        self.metric = metric
+        self.children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self.children.get(values)
+        if child is None:
+            child = self.children[values] = self.metric.labels(*values)
+        return child
 
 
 class StageTimes:
@@ -150,3 +174,15 @@ def lap(stage: str) -> None:
     clock = current_clock.get()
     if clock is not None:
         clock.lap(stage)
+
+
+class HotMetrics:
+    """The children the decision path touches on every request."""
+
+    def __init__(self, m: Metrics) -> None:
+        self.requests = Children(m.requests)
+        self.decision_seconds = Children(m.decision_seconds)
+        self.stage_seconds = Children(m.stage_seconds)
+        self.decisions = Children(m.decisions)
+        self.presented = Children(m.presented)
+        self.suppressions = Children(m.suppressions)
