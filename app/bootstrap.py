@@ -129,7 +129,7 @@ def service_from(adapters: Adapters, settings: Settings, metrics: Metrics) -> De
         max_offers_limit=settings.max_offers_limit,
         max_in_flight=settings.max_in_flight,
         fallback=adapters.fallback,
-        holds=fused_holds(adapters),
+        holds=fused_holds(adapters) if settings.redis_fused_holds else None,
     )
     observe_resilience(adapters, metrics)
     return service

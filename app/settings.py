@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # is busy while Redis is fine, so this is longer than a call's timeout and never degrades a decision
     # by itself (the in-flight limit bounds how many wait).
     redis_pool_timeout_ms: float = Field(5_000.0, gt=0)
+    # Lock + load and append + unlock in one Redis round trip each (coordination/holds.py); false: the
+    # four separate calls (lock, load, append, unlock); see docs/performance.md for when to turn it off.
+    redis_fused_holds: bool = True
     redis_breaker_failures: int = Field(3, ge=1)
     redis_breaker_cooldown_seconds: float = Field(2.0, gt=0)
     # PostgreSQL outages: the writes it cannot commit are kept in a local spool (history/spool.py) and
