@@ -42,7 +42,8 @@ bench-batch: install ## the overnight batch: 1M customers x 50 offers, in proces
 bench-train: install ## nbo train on 1M logged contacts from PostgreSQL (COPY-generated): rows/s, peak memory
 	$(BIN)/python -m loadtests.bench_train
 
-bench: bench-core bench-http
+bench: install ## nbo (Redis + PostgreSQL stack, embedded) side by side with a scoring-only service: ~6 min; BENCH_ARGS=--quick
+	$(BIN)/python -m loadtests.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

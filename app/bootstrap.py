@@ -15,13 +15,22 @@ from dataclasses import dataclass
 from app.settings import Settings, redact_url
 from coordination.breaker import OPEN, CircuitBreaker
 from coordination.budgets import InMemoryBudgetCounter, RedisBudgetCounter
-from coordination.guarded import GuardedBudgets, GuardedCache, GuardedLocks, GuardedPrescored, redis_breaker
+from coordination.guarded import (
+    REDIS_FAILURES,
+    GuardedBudgets,
+    GuardedCache,
+    GuardedLocks,
+    GuardedPrescored,
+    redis_breaker,
+)
+from coordination.holds import GuardedHolds, RedisHolds
 from coordination.locks import LocalCustomerLock, RedisCustomerLock
 from decisioning.catalogue import Catalogue
 from decisioning.ports import (
     BudgetCounter,
     ContactHistory,
     CustomerCache,
+    CustomerHolds,
     CustomerLock,
     EventRules,
     PrescoredFallback,
@@ -133,9 +142,22 @@ def service_from(adapters: Adapters, settings: Settings, metrics: Metrics) -> De
         max_in_flight=settings.max_in_flight,
         fallback=adapters.fallback,
         history_reads=adapters.history_reads,
+        holds=fused_holds(adapters) if settings.redis_fused_holds else None,
     )
     observe_resilience(adapters, metrics)
     return service
+
+
+def fused_holds(adapters: Adapters) -> CustomerHolds | None:
+    """On Redis, the customer's lock and load in one round trip, append and unlock in another
+    (coordination/holds.py); None, to compose the adapters' own lock and cache, for anything else
+    (the embedded mode, or a test that replaced one of them)."""
+    locks, cache = adapters.locks, adapters.cache
+    if not (isinstance(locks, GuardedLocks) and isinstance(cache, GuardedCache) and adapters.breaker):
+        return None
+    if not (isinstance(locks.inner, RedisCustomerLock) and isinstance(cache.inner, RedisCustomerCache)):
+        return None
+    return GuardedHolds(RedisHolds(locks.inner, cache.inner), adapters.breaker, REDIS_FAILURES)
 
 
 def observe_resilience(adapters: Adapters, metrics: Metrics) -> None:

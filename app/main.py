@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None, service_factory: ServiceFactory
     >>> app = create_app(Settings(environment="test"))  # doctest: +SKIP
     """
     settings = settings or Settings()
-    metrics = Metrics()
+    metrics = Metrics(stage_cpu=settings.stage_cpu_timers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

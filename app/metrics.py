@@ -1,6 +1,9 @@
 """The HTTP side of the metrics: a plain ASGI middleware timing every request by its route template.
 
-The service's own metrics (decisions, stages, suppressions...) are `service.metrics.Metrics`.
+The service's own metrics (decisions, stages, suppressions...) are `service.metrics.Metrics`. For
+POST /v1/decisions the middleware also runs the request's stage clock (`service.metrics.lap`): the
+stages before the handler (`http`: body, JSON, validation, auth), after it (`serialisation`: the
+response model to JSON bytes, up to the response start; `send`), and its own (`metrics`).
 """
 
 from __future__ import annotations
@@ -9,7 +12,9 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from service.metrics import Metrics
+from service.metrics import Metrics, StageClock, current_clock
+
+DECISIONS = "/v1/decisions"
 
 
 class MetricsMiddleware:
@@ -25,17 +30,28 @@ class MetricsMiddleware:
             return
         start = time.perf_counter()
         status = {"code": 500}
+        clock = StageClock(self.metrics.stage_times) if scope["path"] == DECISIONS else None
+        token = current_clock.set(clock)
 
         async def send_wrapper(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                if clock is not None:
+                    clock.lap("serialisation")
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            if clock is not None:
+                clock.lap("send")
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
-            self.metrics.requests.labels(template, scope.get("method", ""), str(status["code"])).observe(
+            self.metrics.hot.requests(template, scope.get("method", ""), str(status["code"])).observe(
                 time.perf_counter() - start
             )
+            if clock is not None:
+                clock.lap("metrics")
+                self.metrics.stage_times.wall["total"] += time.perf_counter() - start
+                self.metrics.stage_times.count["total"] += 1
+            current_clock.reset(token)

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     # is busy while Redis is fine, so this is longer than a call's timeout and never degrades a decision
     # by itself (the in-flight limit bounds how many wait).
     redis_pool_timeout_ms: float = Field(5_000.0, gt=0)
+    # Lock + load and append + unlock in one Redis round trip each (coordination/holds.py); false: the
+    # four separate calls (lock, load, append, unlock); see docs/performance.md for when to turn it off.
+    redis_fused_holds: bool = True
     redis_breaker_failures: int = Field(3, ge=1)
     redis_breaker_cooldown_seconds: float = Field(2.0, gt=0)
     # PostgreSQL outages: the writes it cannot commit are kept in a local spool (history/spool.py) and
@@ -80,6 +83,9 @@ class Settings(BaseSettings):
     batch_dir: Path = VAR / "batch"
     batch_workers: int = Field(2, ge=1)
     batch_partition_size: int = Field(50_000, ge=1)
+
+    # CPU per fine decision stage in /metrics (loadtests/bench.py --stage-cpu): ~2 µs per stage, so off.
+    stage_cpu_timers: bool = False
 
     log_level: str = "INFO"
     access_log: bool = False

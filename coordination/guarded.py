@@ -69,6 +69,9 @@ class GuardedCache:
     async def append_events(self, customer_id: str, events: Sequence[ContactEvent], now: float) -> None:
         await self.breaker.call(lambda: self.inner.append_events(customer_id, events, now))
 
+    async def remove_events(self, customer_id: str, events: Sequence[ContactEvent]) -> None:
+        await self.breaker.call(lambda: self.inner.remove_events(customer_id, events))
+
     async def store_summary(self, customer_id: str, summary: HistorySummary) -> None:
         await self.breaker.call(lambda: self.inner.store_summary(customer_id, summary))
 

@@ -8,6 +8,7 @@ budget reservation and logging are the application layer's job (service/decision
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from decisioning.arbitration import ArbitrationResult, Candidate, Selection, arbitrate, in_control_group
@@ -123,6 +124,10 @@ class Decision:
         )
 
 
+def _no_laps(stage: str) -> None:
+    pass
+
+
 def decide(
     catalogue: Catalogue,
     request: DecisionRequest,
@@ -132,6 +137,7 @@ def decide(
     exhausted_budgets: frozenset[str] = frozenset(),
     prefiltered: int | None = None,
     view: HistoryView | None = None,
+    laps: Callable[[str], None] = _no_laps,
 ) -> Decision:
     """Decide which offers to present to one customer now, and why.
 
@@ -140,13 +146,15 @@ def decide(
     overnight batch); the filters are then not run again here. None: run them (the online path).
     `view`: the summary's `HistoryView` at the request's time, when the caller has built it already (the
     batch shares one between all the customers with an empty history); None: built here.
+    `laps`: called with each stage's name as it ends (rules, policies, scoring, arbitration), for the
+    service's stage timers.
 
     >>> request = DecisionRequest("d-1", customer, Context("web", now))  # doctest: +SKIP
     >>> decision = decide(catalogue, request, summary, scorer)  # doctest: +SKIP
     >>> [p.offer.id for p in decision.offers]  # doctest: +SKIP
     ['card_gold']
     """
-    return _decide(catalogue, request, summary, scorer, exhausted_budgets, prefiltered, view).decision
+    return _decide(catalogue, request, summary, scorer, exhausted_budgets, prefiltered, view, laps).decision
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +179,7 @@ def consider(
     exhausted_budgets: frozenset[str] = frozenset(),
 ) -> Considered:
     """`decide`, keeping what the arbitration saw (see `Considered`): the same stages, the same result."""
-    return _decide(catalogue, request, summary, scorer, exhausted_budgets, None, None)
+    return _decide(catalogue, request, summary, scorer, exhausted_budgets, None, None, _no_laps)
 
 
 def _decide(
@@ -182,11 +190,15 @@ def _decide(
     exhausted_budgets: frozenset[str],
     prefiltered: int | None,
     view: HistoryView | None,
+    laps: Callable[[str], None],
 ) -> Considered:
     run = _Run(catalogue, request, summary, view)
     alive = run.filter_rules(run.filter_static()) if prefiltered is None else prefiltered
+    laps("rules")
     offers = run.filter_policies(alive, exhausted_budgets)
+    laps("policies")
     candidates = run.score(offers, scorer)
+    laps("scoring")
     control = in_control_group(request.customer.customer_id, catalogue.settings, request.context.now)
     seed = _seed(request.decision_id)
     result = arbitrate(
@@ -199,6 +211,7 @@ def _decide(
         explain=request.explain,
     )
     decision = run.finish(candidates, result, control, scorer.version)
+    laps("arbitration")
     return Considered(decision, tuple(candidates), control, tuple(run.policy.headroom), seed)
 
 

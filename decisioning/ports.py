@@ -6,7 +6,7 @@ production. The core itself only ever receives the data these return.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -100,6 +100,10 @@ class CustomerCache(Protocol):
 
     async def append_events(self, customer_id: str, events: Sequence[ContactEvent], now: float) -> None:
         """Add events to the summary if the cache holds one (a missing summary stays missing)."""
+        ...
+
+    async def remove_events(self, customer_id: str, events: Sequence[ContactEvent]) -> None:
+        """Take these events out of the summary, each once (a decision that was not recorded)."""
         ...
 
     async def store_summary(self, customer_id: str, summary: HistorySummary) -> None: ...
@@ -198,6 +202,45 @@ class CustomerLock(Protocol):
     """
 
     def hold(self, customer_id: str) -> AbstractAsyncContextManager[None]: ...
+
+
+class Held:
+    """One customer held for one decision (`CustomerHolds`): its snapshot, loaded under the customer's lock,
+    and the append that records the decision's events in the summary and releases the lock."""
+
+    def __init__(
+        self,
+        snapshot: CustomerSnapshot,
+        append_and_release: Callable[[Sequence[ContactEvent], float], Awaitable[None]],
+        release: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.snapshot = snapshot
+        self._append_and_release = append_and_release
+        self._release = release
+        self.released = False
+
+    async def append_and_release(self, events: Sequence[ContactEvent], now: float) -> None:
+        """Append the events to the cached summary and release the hold (released even when it raises)."""
+        self.released = True
+        await self._append_and_release(events, now)
+
+    async def release(self) -> None:
+        """Release a hold that was not released by an append (a replay, an error); once."""
+        if not self.released:
+            self.released = True
+            await self._release()
+
+
+class CustomerHolds(Protocol):
+    """Hold a customer for one decision: lock, load under the lock, append and release (on Redis, two
+    round trips: coordination/holds.py). Leaving the block releases a hold the append did not.
+
+    >>> async with holds.hold("c-000042") as held:    # doctest: +SKIP
+    ...     decision = decide(held.snapshot, ...)
+    ...     await held.append_and_release(events, now)  # the next decision for c-000042 may start
+    """
+
+    def hold(self, customer_id: str) -> AbstractAsyncContextManager[Held]: ...
 
 
 class Scorer(Protocol):

@@ -78,6 +78,12 @@ class InMemoryCustomerCache:
         if summary is not None:
             self._summaries[customer_id] = summary.with_events(events, now=now)
 
+    async def remove_events(self, customer_id: str, events: Sequence[ContactEvent]) -> None:
+        """Take these events out of the summary (a decision that was not recorded), each once."""
+        summary = self._summaries.get(customer_id)
+        if summary is not None and events:
+            self._summaries[customer_id] = HistorySummary(_without(summary.events, events))
+
     async def store_summary(self, customer_id: str, summary: HistorySummary) -> None:
         self._summaries[customer_id] = summary
 
@@ -89,3 +95,15 @@ class InMemoryCustomerCache:
 
     async def close(self) -> None:
         return None
+
+
+def _without(events: Sequence[ContactEvent], removed: Sequence[ContactEvent]) -> tuple[ContactEvent, ...]:
+    """`events` less one occurrence of each of `removed`, in order."""
+    left = list(removed)
+    kept = []
+    for event in events:
+        if event in left:
+            left.remove(event)
+        else:
+            kept.append(event)
+    return tuple(kept)

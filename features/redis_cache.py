@@ -90,6 +90,9 @@ class RedisCustomerCache:
         self._append = client.register_script(redis_scripts.APPEND_EVENTS)
         self._apply = client.register_script(redis_scripts.APPLY_UPDATES)
         self._store = client.register_script(redis_scripts.STORE_SUMMARY)
+        self._lock_and_load = client.register_script(redis_scripts.LOCK_AND_LOAD)
+        self._append_and_unlock = client.register_script(redis_scripts.APPEND_AND_UNLOCK)
+        self._remove = client.register_script(redis_scripts.REMOVE_EVENTS)
 
     def features_key(self, customer_id: str) -> str:
         return f"{self.prefix}:c:{{{customer_id}}}"
@@ -100,6 +103,30 @@ class RedisCustomerCache:
     async def load(self, customer_id: str) -> CustomerSnapshot:
         """Features, their times and the summary of one customer, in one round trip (one Lua call)."""
         flat, rows = await self._load(keys=[self.features_key(customer_id), self.summary_key(customer_id)])
+        return self._snapshot(customer_id, flat, rows)
+
+    async def lock_and_load(
+        self, customer_id: str, lock_key: str, token: str, lease_ms: int
+    ) -> CustomerSnapshot | None:
+        """Take the customer's lock (`SET NX PX`) and, when it was free, load the customer: one round trip.
+        None while another holder has the lock. `lock_key` must carry the customer's hash tag."""
+        keys = [lock_key, self.features_key(customer_id), self.summary_key(customer_id)]
+        answer = await self._lock_and_load(keys=keys, args=[token, lease_ms])
+        return self._snapshot(customer_id, answer[1], answer[2]) if answer[0] else None
+
+    async def append_and_unlock(
+        self, customer_id: str, events: Sequence[ContactEvent], now: float, lock_key: str, token: str
+    ) -> None:
+        """`append_events`, then release the lock if this holder still has it: one round trip."""
+        args: list[Any] = [token, *self._append_args(events, now)]
+        await self._append_and_unlock(keys=[self.summary_key(customer_id), lock_key], args=args)
+
+    async def remove_events(self, customer_id: str, events: Sequence[ContactEvent]) -> None:
+        """Take these events out of the summary (a decision that was not recorded), each once."""
+        if events:
+            await self._remove(keys=[self.summary_key(customer_id)], args=[orjson.dumps(e.to_row()) for e in events])
+
+    def _snapshot(self, customer_id: str, flat: list[bytes], rows: list[bytes]) -> CustomerSnapshot:
         if not flat:
             return CustomerSnapshot(customer_id, None, summary=decode_summary(rows))
         features, times, windowed = self._decode_features(flat)
@@ -152,11 +179,15 @@ class RedisCustomerCache:
 
     async def append_events(self, customer_id: str, events: Sequence[ContactEvent], now: float) -> None:
         """Add events to the summary if the cache holds one (a missing summary stays missing)."""
+        args = self._append_args(events, now)
+        if len(args) > 3:
+            await self._append(keys=[self.summary_key(customer_id)], args=args)
+
+    def _append_args(self, events: Sequence[ContactEvent], now: float) -> list[Any]:
+        """The append script's arguments: max events, cutoff, ttl, then the rows within the retention."""
         cutoff = now - RETENTION_SECONDS
         rows = [orjson.dumps(e.to_row()) for e in events if e.at >= cutoff]
-        if rows:
-            args = [MAX_EVENTS, repr(cutoff), self.summary_ttl, *rows]
-            await self._append(keys=[self.summary_key(customer_id)], args=args)
+        return [MAX_EVENTS, repr(cutoff), self.summary_ttl, *rows]
 
     async def store_summary(self, customer_id: str, summary: HistorySummary) -> None:
         """Replace the summary (one Lua call: readers see the old one or the new one)."""

@@ -29,32 +29,63 @@ for i = 2, #ARGV, 1000 do redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(
 return redis.call('EXPIRE', KEYS[1], ARGV[1])
 """
 
-# KEYS[1] summary list; ARGV[1] max events, ARGV[2] retention cutoff (epoch s), ARGV[3] ttl (s),
-# ARGV[4..] encoded rows "[at,...]". Appends only to an existing summary (a missing one stays missing, the
-# service rebuilds it from the history); trims to the newest max events and drops rows older than the
-# cutoff. Returns 1 when appended, 0 when there was no summary.
-APPEND_EVENTS = """
-local key = KEYS[1]
-if redis.call('EXISTS', key) == 0 then return 0 end
-redis.call('RPUSH', key, unpack(ARGV, 4))
-local drop = redis.call('LLEN', key) - 1 - tonumber(ARGV[1])
-local cutoff = tonumber(ARGV[2])
-local function at(row) return tonumber(string.match(row or '', '^%[([^,]+),')) end
-local oldest = at(redis.call('LINDEX', key, 1))
-if oldest ~= nil and oldest < cutoff then
-  -- only when the oldest row is out of the window do we pay for a scan
-  local rows = redis.call('LRANGE', key, 1, -1)
-  local n = 0
-  while n < #rows and (at(rows[n + 1]) or cutoff) < cutoff do n = n + 1 end
-  if n > drop then drop = n end
+# append(key, base): ARGV[base] max events, ARGV[base + 1] retention cutoff (epoch s), ARGV[base + 2] ttl
+# (s), ARGV[base + 3..] encoded rows "[at,...]". Appends only to an existing summary (a missing one stays
+# missing, the service rebuilds it from the history); trims to the newest max events and drops rows older
+# than the cutoff. Returns 1 when appended, 0 when there was no summary.
+_APPEND = """
+local function append(key, base)
+  if redis.call('EXISTS', key) == 0 then return 0 end
+  redis.call('RPUSH', key, unpack(ARGV, base + 3))
+  local drop = redis.call('LLEN', key) - 1 - tonumber(ARGV[base])
+  local cutoff = tonumber(ARGV[base + 1])
+  local function at(row) return tonumber(string.match(row or '', '^%[([^,]+),')) end
+  local oldest = at(redis.call('LINDEX', key, 1))
+  if oldest ~= nil and oldest < cutoff then
+    -- only when the oldest row is out of the window do we pay for a scan
+    local rows = redis.call('LRANGE', key, 1, -1)
+    local n = 0
+    while n < #rows and (at(rows[n + 1]) or cutoff) < cutoff do n = n + 1 end
+    if n > drop then drop = n end
+  end
+  if drop > 0 then
+    redis.call('LPOP', key)
+    redis.call('LTRIM', key, drop, -1)
+    redis.call('LPUSH', key, '#')
+  end
+  redis.call('EXPIRE', key, ARGV[base + 2])
+  return 1
 end
-if drop > 0 then
-  redis.call('LPOP', key)
-  redis.call('LTRIM', key, drop, -1)
-  redis.call('LPUSH', key, '#')
-end
-redis.call('EXPIRE', key, ARGV[3])
-return 1
+"""
+
+# KEYS[1] summary list; ARGV as `append` with base 1.
+APPEND_EVENTS = _APPEND + "return append(KEYS[1], 1)\n"
+
+# The customer lock taken and the customer loaded in one round trip (coordination/holds.py).
+# KEYS[1] lock key, KEYS[2] customer hash, KEYS[3] summary list (one hash tag: one slot); ARGV[1] the
+# holder's token, ARGV[2] the lease (ms). -> {0} while another holder has the lock, else
+# {1, flat HGETALL, LRANGE}.
+LOCK_AND_LOAD = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
+return {1, redis.call('HGETALL', KEYS[2]), redis.call('LRANGE', KEYS[3], 0, -1)}
+"""
+
+# The decision's events appended and the lock released in one round trip.
+# KEYS[1] summary list, KEYS[2] lock key; ARGV[1] the holder's token, then ARGV as `append` with base 2
+# (no rows: release only). The lock is deleted only if this holder still has it. Returns the append's result.
+APPEND_AND_UNLOCK = _APPEND + """
+local appended = 0
+if #ARGV > 4 then appended = append(KEYS[1], 2) end
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return appended
+"""
+
+# KEYS[1] summary list; ARGV the encoded rows to take out (a decision that was not recorded): each row
+# once, wherever it is. Rows trimmed meanwhile are simply not found.
+REMOVE_EVENTS = """
+local removed = 0
+for i = 1, #ARGV do removed = removed + redis.call('LREM', KEYS[1], 1, ARGV[i]) end
+return removed
 """
 
 # KEYS[1] customer hash; ARGV[1] event time, ARGV[2] ttl (s) for a hash that has none yet (a customer

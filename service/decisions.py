@@ -1,8 +1,9 @@
 """The decision path: shed load, serialise the customer, load, decide within budgets, record, observe.
 
-One path for every caller (HTTP, batch, simulator, console). A decision costs one round trip to the
-customer cache (features + history summary), one vectorised scoring call, a budget reservation only for
-chosen offers that have a budget, and one durable write to the contact history. The decision is returned
+One path for every caller (HTTP, batch, simulator, console). A decision costs one round trip to hold the
+customer (its lock, features and history summary), one vectorised scoring call, a budget reservation only
+for chosen offers that have a budget, one round trip to append to the summary and release the customer,
+and one durable write to the contact history. The decision is returned
 only after it is recorded. A retried request id gets the recorded decision back, written once.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Callable
 
 from decisioning.catalogue import Catalogue
 from decisioning.engine import Decision, DecisionRequest, decide
-from decisioning.ports import CustomerCache, CustomerLock, LockTimeout, Scorer, StoreUnavailable
+from decisioning.ports import CustomerHolds, Held, LockTimeout, Scorer, StoreUnavailable
 from decisioning.quality import validate_features
 from decisioning.records import DecisionRecord
 from decisioning.summary import HistorySummary
@@ -23,7 +24,7 @@ from service.budgets import BudgetReservations, Reservation
 from service.commands import Decide
 from service.degraded import DegradedPath
 from service.errors import InvalidInput, Overloaded, Unavailable
-from service.metrics import Metrics
+from service.metrics import Metrics, lap
 from service.recorder import DecisionRecorder
 from service.retries import RecordedDecisions
 from service.summaries import Summaries
@@ -57,8 +58,7 @@ class DecisionPath:
         *,
         catalogue: Catalogue,
         scorer: Scorer,
-        cache: CustomerCache,
-        locks: CustomerLock,
+        holds: CustomerHolds,
         summaries: Summaries,
         budgets: BudgetReservations,
         recorder: DecisionRecorder,
@@ -73,8 +73,7 @@ class DecisionPath:
         self.degraded = degraded
         self.catalogue = catalogue
         self.scorer = scorer
-        self.cache = cache
-        self.locks = locks
+        self.holds = holds
         self.summaries = summaries
         self.budgets = budgets
         self.recorder = recorder
@@ -94,8 +93,10 @@ class DecisionPath:
             # One customer's decisions are serialised (across replicas with Redis), so two concurrent
             # requests cannot both slip under a cap: the second one reads the first one's presentations.
             try:
-                async with self.locks.hold(command.customer_id):
-                    decision, replayed = await self._decide_locked(command)
+                async with self.holds.hold(command.customer_id) as held:
+                    lap("lock_and_load")
+                    decision, replayed = await self._decide_held(command, held)
+                lap("unlock")
             except LockTimeout as err:
                 self.metrics.errors.labels("customer_lock").inc()
                 raise Unavailable("too many concurrent decisions for this customer; retry") from err
@@ -105,26 +106,31 @@ class DecisionPath:
                 decision, replayed = await self._decide_degraded(command, err)
             if not replayed:
                 self._observe(decision, time.perf_counter() - start)
+                lap("observe")
             return decision, replayed
 
-    async def _decide_locked(self, command: Decide) -> tuple[Decision, bool]:
-        # Checked under the customer's lock: a retry racing its first attempt waits for it, then sees it.
+    async def _decide_held(self, command: Decide, held: Held) -> tuple[Decision, bool]:
+        # Checked under the customer's lock: a retry that comes after its first attempt was committed sees
+        # it; one racing the first attempt's commit decides, and the history refuses its second record of
+        # the request id (`stored` False below): it is undone and answers the first decision.
         if command.request_id and (earlier := await self._find(command.request_id)):
             return self._replay(command, earlier), True
+        lap("request_id")
         now = self.clock()
         scorer = self.scorer.for_customer(command.customer_id)  # champion or challenger, by a stable hash
-        lap = self._stage_timer(command.channel, scorer.version)
-        snapshot = await self.cache.load(command.customer_id)
+        coarse = self._stage_timer(command.channel, scorer.version)
+        snapshot = held.snapshot
         summary = await self.summaries.of(snapshot, now)
         customer = validate_features(self.catalogue.features, command.customer_id, snapshot, now)
-        lap("load")
+        lap("features")
+        coarse("load")
         request = DecisionRequest(
             f"d-{uuid.uuid4().hex}", customer, _context(command, now), command.max_offers, command.explain
         )
         decision, reservation = await self._decide_within_budgets(request, summary, scorer)
-        lap("decide")
-        stored = await self.recorder.record(decision, reservation, command.request_id)
-        lap("record")
+        coarse("decide")
+        stored = await self.recorder.record(decision, reservation, command.request_id, held)
+        coarse("record")
         if not stored:  # another attempt of this request was stored first (its lock lease ran out)
             earlier = await self._find(command.request_id) if command.request_id else None
             if earlier is None:
@@ -162,8 +168,11 @@ class DecisionPath:
         exhausted = set(self.budgets.known_exhausted(request.context.now))
         # Every failed round marks at least one more offer exhausted, so this ends within len(offers) + 1.
         for _ in range(len(self.catalogue.offers) + 1):
-            decision = decide(self.catalogue, request, summary, scorer, exhausted_budgets=frozenset(exhausted))
+            decision = decide(
+                self.catalogue, request, summary, scorer, exhausted_budgets=frozenset(exhausted), laps=lap
+            )
             reservation = await self.budgets.reserve(decision)
+            lap("budgets")
             if reservation.ok:
                 return decision, reservation
             exhausted |= reservation.exhausted
@@ -184,19 +193,19 @@ class DecisionPath:
 
         def lap(stage: str) -> None:
             now = time.perf_counter()
-            self.metrics.stage_seconds.labels(stage, channel, version).observe(now - last[0])
+            self.metrics.hot.stage_seconds(stage, channel, version).observe(now - last[0])
             last[0] = now
 
         return lap
 
     def _observe(self, decision: Decision, seconds: float) -> None:
-        m, channel = self.metrics, decision.context.channel
-        m.decision_seconds.labels(channel).observe(seconds)
-        m.decisions.labels(channel, "offers" if decision.offers else "empty").inc()
+        m, channel = self.metrics.hot, decision.context.channel
+        m.decision_seconds(channel).observe(seconds)
+        m.decisions(channel, "offers" if decision.offers else "empty").inc()
         for p in decision.offers:
-            m.presented.labels(p.offer.id, channel).inc()
+            m.presented(p.offer.id, channel).inc()
         for s in decision.suppressions:
-            m.suppressions.labels(s.policy_id).inc()
+            m.suppressions(s.policy_id).inc()
 
     def _count_data_quality(self, channel: str, customer: CustomerFeatures) -> None:
         if not customer.known:

@@ -1,8 +1,11 @@
 """Recording a decision: the summary first, then the durable commit, and undoing both when it fails.
 
 The summary is updated before the commit: a crash in between leaves it one presentation too many (a cap
-then errs towards not contacting), where the other order would leave it one too few. A decision that is
-not recorded is not delivered: its budget units go back and the summary is rebuilt without it.
+then errs towards not contacting), where the other order would leave it one too few. The append also
+releases the customer's hold (one Redis round trip): the next decision for the customer reads the
+presentations from the summary, and need not wait for the commit. A decision that is not recorded is not
+delivered: its budget units go back and its own events are taken out of the summary again (what another
+decision appended meanwhile stays).
 """
 
 from __future__ import annotations
@@ -10,11 +13,11 @@ from __future__ import annotations
 import logging
 
 from decisioning.engine import Decision
-from decisioning.ports import ContactHistory, UnstorableRecord
+from decisioning.ports import ContactHistory, Held, UnstorableRecord
 from decisioning.records import DecisionRecord
 from service.budgets import BudgetReservations, Reservation
 from service.errors import InvalidInput, Unavailable
-from service.metrics import Metrics
+from service.metrics import Metrics, lap
 from service.summaries import Summaries
 
 log = logging.getLogger("nbo.service")
@@ -34,14 +37,23 @@ class DecisionRecorder:
         self.budgets = budgets
         self.metrics = metrics
 
-    async def record(self, decision: Decision, reservation: Reservation, request_id: str | None) -> bool:
-        """Record the decision durably. False: another attempt of the same request was stored first (this
-        one is undone). Raises `Unavailable` when the history cannot take it, `InvalidInput` when the
-        record itself cannot be stored."""
+    async def record(
+        self, decision: Decision, reservation: Reservation, request_id: str | None, held: Held | None = None
+    ) -> bool:
+        """Record the decision durably, appending it to the summary (and releasing `held`, the customer's
+        hold, when given). False: another attempt of the same request was stored first (this one is
+        undone). Raises `Unavailable` when the history cannot take it, `InvalidInput` when the record
+        cannot be stored."""
         record = decision.to_record(request_id)
-        await self.summaries.append(decision.customer_id, record.events(), decision.context.now)
+        lap("to_record")
+        if held is None:  # the degraded path holds no customer
+            await self.summaries.append(decision.customer_id, record.events(), decision.context.now)
+        else:
+            await self.summaries.append_and_release(held, record.events(), decision.context.now)
+        lap("summary_append_unlock")
         try:
             stored = await self.history.record_decision(record)
+            lap("history_commit")
         except UnstorableRecord as err:
             await self._undo(record, reservation)
             self.metrics.errors.labels("history_record").inc()
@@ -58,4 +70,4 @@ class DecisionRecorder:
     async def _undo(self, record: DecisionRecord, reservation: Reservation) -> None:
         """Give back the budget units and take the unmade decision out of the summary."""
         await self.budgets.release(reservation.keys)
-        await self.summaries.try_rebuild(record.customer_id, record.at)
+        await self.summaries.remove(record.customer_id, record.events(), record.at)

@@ -22,6 +22,7 @@ from decisioning.ports import (
     BudgetCounter,
     ContactHistory,
     CustomerCache,
+    CustomerHolds,
     CustomerLock,
     EventRules,
     PrescoredFallback,
@@ -34,6 +35,7 @@ from service.contacts import OutboundContacts
 from service.decisions import DecisionPath, InFlightLimit
 from service.degraded import DegradedPath
 from service.events import EventIntake
+from service.holds import LockThenLoad
 from service.metrics import Metrics
 from service.recorder import DecisionRecorder
 from service.responses import ResponseIntake
@@ -76,6 +78,7 @@ class DecisionService:
         clock: Callable[[], float] = time.time,
         fallback: PrescoredFallback | None = None,
         history_reads: ContactHistory | None = None,
+        holds: CustomerHolds | None = None,
     ) -> None:
         self.cache = cache
         self.history = history
@@ -87,6 +90,8 @@ class DecisionService:
         # summaries and the count of decisions in flight.
         self._budget_counter = budgets
         self._locks = locks
+        # How a decision holds its customer: given by the Redis wiring (two round trips), else composed.
+        self._holds = holds or LockThenLoad(locks, cache)
         self._max_offers_limit = max_offers_limit
         self._in_flight = InFlightLimit(max_in_flight, self.metrics)
         self._fallback = fallback
@@ -113,8 +118,7 @@ class DecisionService:
         decisions = DecisionPath(
             catalogue=catalogue,
             scorer=scorer,
-            cache=self.cache,
-            locks=self._locks,
+            holds=self._holds,
             summaries=self.summaries,
             budgets=budgets,
             recorder=recorder,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from decisioning.ports import ContactHistory, CustomerCache, CustomerSnapshot
+from decisioning.ports import ContactHistory, CustomerCache, CustomerSnapshot, Held
 from decisioning.summary import RETENTION_SECONDS, HistorySummary
 from decisioning.types import ContactEvent
 from service.metrics import Metrics
@@ -50,6 +50,24 @@ class Summaries:
         except Exception as err:
             self.metrics.errors.labels("summary_update").inc()
             log.warning("summary not updated", extra={"error": type(err).__name__})
+
+    async def append_and_release(self, held: Held, events: Sequence[ContactEvent], now: float) -> None:
+        """Add a decision's events to the held customer's summary and release it; as `append`, a failing
+        cache leaves the summary lagging (and the lock to expire by itself)."""
+        try:
+            await held.append_and_release(events, now)
+        except Exception as err:
+            self.metrics.errors.labels("summary_update").inc()
+            log.warning("summary not updated", extra={"error": type(err).__name__})
+
+    async def remove(self, customer_id: str, events: Sequence[ContactEvent], now: float) -> None:
+        """Take an unmade decision's events out of the summary, leaving whatever was appended since; when
+        the cache cannot, rebuild it from the history."""
+        try:
+            await self.cache.remove_events(customer_id, events)
+        except Exception as err:
+            log.warning("summary events not removed; rebuilding", extra={"error": type(err).__name__})
+            await self.try_rebuild(customer_id, now)
 
     async def try_rebuild(self, customer_id: str, now: float) -> None:
         """Rebuild if the history answers; otherwise the summary keeps what it had (errs towards caps)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 
+from app.schemas import DecisionOut, OfferOut
 from tests.api.doubles import GatedLocks, UnreachableHistory
 
 WEB = {"customer_id": "c-adult", "channel": "web", "placement": "home_hero"}
@@ -199,3 +200,30 @@ async def test_not_displayed_releases_the_presentation_and_its_budget_unit(start
     assert await counter.used(key) == 0
     assert (await client.post("/v1/responses", json=answer)).json()["recorded"] is False
     assert await counter.used(key) == 0  # given back once, not twice
+
+
+async def test_every_decision_answer_is_exactly_a_decision_out(client):
+    """The route encodes its answer with orjson, not through the response model: it must still be one,
+    field for field (the OpenAPI document promises DecisionOut)."""
+    for body in ({"max_offers": 3, "explain": True}, {"max_offers": 1}, {"customer_id": "c-never-seen"}):
+        answer = await decide(client, **body)
+        model = DecisionOut.model_validate(answer)
+        assert list(answer) == list(DecisionOut.model_fields)
+        assert all(list(offer) == list(OfferOut.model_fields) for offer in answer["offers"])
+        assert model.model_dump(mode="json") == answer
+
+
+async def test_the_stage_breakdown_of_a_decision_adds_up_to_its_request(client):
+    """Every fine stage from the HTTP parse to the metrics is a lap of one clock: they add up to the total."""
+    for _ in range(3):
+        await decide(client, max_offers=2)
+    text = (await client.get("/metrics")).text
+    stages: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("nbo_decision_stage_detail_seconds_sum"):
+            stages[line.split('stage="')[1].split('"')[0]] = float(line.rsplit(" ", 1)[1])
+    total = stages.pop("total")
+    expected = {"http", "lock_and_load", "features", "rules", "policies", "scoring", "arbitration", "budgets",
+                "to_record", "summary_append_unlock", "history_commit", "observe", "serialisation", "send", "metrics"}
+    assert expected <= set(stages)
+    assert 0.5 * total <= sum(stages.values()) <= total

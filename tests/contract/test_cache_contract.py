@@ -93,6 +93,17 @@ async def test_store_summary_replaces_and_keeps_full_time_precision(cache_store:
     assert (await cache_store.load("c1")).summary == replacement
 
 
+async def test_remove_events_takes_out_those_events_once_and_keeps_the_rest(cache_store: CustomerCache) -> None:
+    mine, theirs = [event(NOW + 1, did="d-mine"), event(NOW + 1, did="d-mine", offer="loan")], event(NOW + 2)
+    await cache_store.store_summary("c1", HistorySummary((event(NOW),)))
+    await cache_store.append_events("c1", mine, now=NOW + 1)
+    await cache_store.append_events("c1", [theirs], now=NOW + 2)  # a decision made meanwhile
+    await cache_store.remove_events("c1", mine)
+    assert (await cache_store.load("c1")).summary == HistorySummary((event(NOW), theirs))
+    await cache_store.remove_events("c1", mine)  # gone already: nothing else is taken
+    assert (await cache_store.load("c1")).summary == HistorySummary((event(NOW), theirs))
+
+
 async def test_appends_are_kept_in_time_order(cache_store: CustomerCache) -> None:
     await cache_store.store_summary("c1", HistorySummary((event(NOW),)))
     await cache_store.append_events("c1", [event(NOW + 20, did="d3")], now=NOW + 20)

@@ -110,6 +110,11 @@ class FakeCache:
         if customer_id in self.summaries:
             self.summaries[customer_id] = self.summaries[customer_id].with_events(events)
 
+    async def remove_events(self, customer_id: str, events: Sequence[ContactEvent]) -> None:
+        if customer_id in self.summaries:
+            kept = [e for e in self.summaries[customer_id].events if e not in events]
+            self.summaries[customer_id] = HistorySummary(tuple(kept))
+
     async def store_summary(self, customer_id: str, summary: HistorySummary) -> None:
         self.summaries[customer_id] = summary
 
