@@ -147,9 +147,10 @@ def _moment(text: str | None, option: str, refuse: Refuse) -> float | None:
 
 
 def _progress() -> Progress:
+    console = Console(stderr=True)
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=Console(stderr=True), transient=True,
+        console=console, transient=True, disable=not console.is_terminal,
     )  # fmt: skip
 
 
@@ -159,8 +160,7 @@ def _progress() -> Progress:
 def evaluation_json(report: ReplayReport) -> dict[str, Any]:
     """`nbo evaluate --catalogue --json`: the acceptance estimates at the top (ips, snips, dr, ...), then
     both measures with the current policy's observed value, and the replay's counts."""
-    if report.acceptance is None or report.value is None:
-        return {"error": report.not_estimated, "decisions": report.decisions, "skipped": dict(report.skipped)}
+    assert report.acceptance is not None and report.value is not None, report.not_estimated
     return {
         **report.acceptance.candidate.to_json(),
         "acceptance": report.acceptance.to_json(),

@@ -41,3 +41,13 @@ def test_an_invalid_catalogue_names_its_first_problem(env: dict[str, str], tmp_p
     (broken / "catalogue.yaml").write_text("channels: [web]\narbitration: {exploration: {kind: sometimes}}\n")
     result = CliRunner().invoke(cli, ["replay", "--catalogue", str(broken)], env=env)
     assert result.exit_code == 2 and "is invalid" in result.stderr and "exploration" in result.stderr
+
+
+def test_nothing_to_estimate_is_one_line_and_exit_code_1(env: dict[str, str]):
+    from history.migrate import upgrade
+
+    upgrade(env["NBO_DATABASE_URL"])  # an empty, migrated history: no decision to evaluate
+    result = CliRunner().invoke(cli, ["evaluate", "--catalogue", str(DEMO), "--json"], env=env)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("not evaluated: 0 logged decisions") and "no settled logged" in result.stderr
