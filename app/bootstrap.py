@@ -66,6 +66,7 @@ class Adapters:
     locks: CustomerLock
     fallback: PrescoredFallback | None = None  # the batch's prescored offers, for degraded decisions
     breaker: CircuitBreaker | None = None  # Redis's, shared by its ports
+    history_reads: ContactHistory | None = None  # a read replica for the listing (NBO_DATABASE_READ_URL)
 
 
 async def open_adapters(settings: Settings) -> Adapters:
@@ -84,7 +85,18 @@ async def open_adapters(settings: Settings) -> Adapters:
             GuardedBudgets(budgets, breaker),
             GuardedLocks(locks, breaker),
         )
-    return Adapters(catalogue, events, scorer, cache, history, budgets, locks, fallback, breaker)
+    reads = await open_read_history(settings)
+    return Adapters(catalogue, events, scorer, cache, history, budgets, locks, fallback, breaker, reads)
+
+
+async def open_read_history(settings: Settings) -> SqlHistory | None:
+    """The history replica the listing reads, when NBO_DATABASE_READ_URL names one (it is never migrated
+    or written here: a replica follows its primary)."""
+    if settings.database_read_url is None:
+        return None
+    history = SqlHistory(settings.database_read_url)
+    await history.start()
+    return history
 
 
 async def spooled(settings: Settings, history: ContactHistory) -> ContactHistory:
@@ -120,6 +132,7 @@ def service_from(adapters: Adapters, settings: Settings, metrics: Metrics) -> De
         max_offers_limit=settings.max_offers_limit,
         max_in_flight=settings.max_in_flight,
         fallback=adapters.fallback,
+        history_reads=adapters.history_reads,
     )
     observe_resilience(adapters, metrics)
     return service

@@ -172,7 +172,9 @@ def train(
     promote_if_better: Annotated[
         bool, typer.Option(help="Promote when it beats the champion's holdout log loss")
     ] = False,
-    url: Annotated[str | None, typer.Option(help="History database URL (default NBO_DATABASE_URL)")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="History database URL (default NBO_DATABASE_READ_URL, else NBO_DATABASE_URL)")
+    ] = None,
     chunk_rows: Annotated[int, typer.Option(help="Contacts read per chunk (bounds memory)")] = 50_000,
     max_trees: Annotated[int, typer.Option(help="Most boosting rounds (early stopping picks fewer)")] = 1000,
 ) -> None:
@@ -183,7 +185,7 @@ def train(
 
     settings = Settings()
     options = TrainOptions(
-        database_url=url or settings.database_url,
+        database_url=url or settings.history_read_url,
         catalogue=load_catalogue(settings.catalogue_dir),
         registry=ModelRegistry(settings.model_dir),
         name=name or settings.model_name,

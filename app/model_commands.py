@@ -153,7 +153,7 @@ def models_compare(
     registry, name = _registry(name)
     pointers = registry.pointers(name)
     since = None if days is None else time.time() - days * 86_400
-    cells = asyncio.run(_group_outcomes(Settings().database_url, since))
+    cells = asyncio.run(_group_outcomes(Settings().history_read_url, since))
     report = {"model": name, **compare(cells, pointers.champion, pointers.challenger)}
     typer.echo(json.dumps(report, indent=2) if as_json else _compare_text(report))
 

@@ -72,7 +72,7 @@ def run_prescore(settings: Settings, options: PrescoreOptions) -> RunResult:
         if not features.exists():  # a resumed run reads what its first attempt exported
             run_dir.mkdir(parents=True, exist_ok=True)
             asyncio.run(export_postgres_table(_libpq(settings), options.features_table, features))
-    summaries = asyncio.run(history_summaries(settings.database_url, job.as_of))
+    summaries = asyncio.run(history_summaries(settings.history_read_url, job.as_of))
     engine = engine_named(options.engine, workers=options.workers, scheduler=options.scheduler)
     try:
         result = prescore(job, features, options.out, run_dir=run_dir, engine=engine,

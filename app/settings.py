@@ -29,6 +29,10 @@ class Settings(BaseSettings):
 
     catalogue_dir: Path = DEMO_CATALOGUE
     database_url: str = f"sqlite+aiosqlite:///{VAR / 'nbo.db'}"
+    # A streaming replica of the history for reads that may lag: the customer history listing, `nbo train`,
+    # the batch's summaries, `nbo models outcomes`. The reads that feed contact policies (summary rebuilds)
+    # and idempotent retries stay on database_url: a lagging replica could let a cap be exceeded.
+    database_read_url: str | None = None
     redis_url: str | None = None  # None: features, summaries and budgets in process
     redis_prefix: str = "nbo"
 
@@ -119,6 +123,11 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.redis_url is None
+
+    @property
+    def history_read_url(self) -> str:
+        """Where reads that may lag go: NBO_DATABASE_READ_URL, or the primary when none is set."""
+        return self.database_read_url or self.database_url
 
 
 def redact_url(url: str) -> str:

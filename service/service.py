@@ -75,9 +75,12 @@ class DecisionService:
         max_in_flight: int = 256,
         clock: Callable[[], float] = time.time,
         fallback: PrescoredFallback | None = None,
+        history_reads: ContactHistory | None = None,
     ) -> None:
         self.cache = cache
         self.history = history
+        # Reads that may lag (the customer's listing) can go to a replica; the policies' reads cannot.
+        self._history_reads = history_reads
         self.metrics = metrics or Metrics()
         self.clock = clock
         # Shared by every generation of the pieces below: a reload keeps the stores, the locks, the
@@ -186,7 +189,7 @@ class DecisionService:
 
     async def customer_history(self, customer_id: str, limit: int) -> list[HistoryEntry]:
         """The customer's unified history, newest first."""
-        return await self.history.entries(customer_id, limit)
+        return await (self._history_reads or self.history).entries(customer_id, limit)
 
     async def readiness(self) -> dict[str, Any]:
         checks = {
@@ -200,6 +203,8 @@ class DecisionService:
 
     async def close(self) -> None:
         await self.history.close()
+        if self._history_reads is not None:
+            await self._history_reads.close()
         await self.cache.close()
 
 
