@@ -51,3 +51,14 @@ def test_nothing_to_estimate_is_one_line_and_exit_code_1(env: dict[str, str]):
     assert result.exit_code == 1 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1
     assert result.stderr.startswith("not evaluated: 0 logged decisions") and "no settled logged" in result.stderr
+
+
+def test_the_history_is_read_from_the_read_replica_when_one_is_set(env: dict[str, str], tmp_path: Path):
+    from history.migrate import upgrade
+
+    upgrade(env["NBO_DATABASE_URL"])  # the primary is migrated; the "replica" below is an empty file
+    replica = f"sqlite+aiosqlite:///{tmp_path / 'replica.db'}"
+    result = CliRunner().invoke(
+        cli, ["evaluate", "--catalogue", str(DEMO)], env={**env, "NBO_DATABASE_READ_URL": replica}
+    )
+    assert result.exit_code == 2 and "replica.db cannot be read" in result.stderr, result.stderr
