@@ -284,8 +284,9 @@ def prescore(
     top: Annotated[int, typer.Option(help="Offers per customer")] = 1,
     as_of: Annotated[str | None, typer.Option(help="Decision time, ISO 8601 (default: now, or the run's)")] = None,
     features: Annotated[Path | None, typer.Option(help="Feature Parquet (NBO_FEATURES_FILE)", exists=True)] = None,
-    features_from: Annotated[tuple[str, str] | None, typer.Option(
-        help="Another source: 'postgres-table NAME' (at NBO_DATABASE_URL)")] = None,
+    features_from: Annotated[
+        tuple[str, str] | None, typer.Option(help="Another source: 'postgres-table NAME' (at NBO_DATABASE_URL)")
+    ] = None,
     to_postgres: Annotated[str | None, typer.Option(help="Also COPY the list into this table")] = None,
     to_redis: Annotated[bool, typer.Option(help="Also store the online fallback in Redis")] = False,
     engine: Annotated[str, typer.Option(help="inprocess or dask")] = "inprocess",

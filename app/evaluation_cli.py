@@ -113,6 +113,10 @@ def _evaluate_candidate(
     from app.replay_wiring import candidate_evaluation, evaluation_json, summary_line, value_tables
 
     report = asyncio.run(candidate_evaluation(catalogue, model, since, until, options, _refuse))
+    if report.not_estimated is not None:
+        # Not bad input, nothing to estimate (e.g. every window still open): said on one line, exit code 1.
+        typer.echo(f"not evaluated: {summary_line(report)}", err=True)
+        raise typer.Exit(code=1)
     if json:
         _print_json(evaluation_json(report))
         return

@@ -4,7 +4,7 @@ The candidate is a catalogue directory (default: the configured one) and a model
 (default: the champion), scored as the server scores (`LearningScorer`: the model where it knows the
 offer, the cold-start posteriors elsewhere, with the counts the serving process would load now). The
 current policy is the configured catalogue with the champion. The history is the configured one
-(NBO_DATABASE_URL: SQLite embedded or PostgreSQL).
+(NBO_DATABASE_READ_URL when set, a replica: offline evaluation tolerates its lag; else NBO_DATABASE_URL).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ async def _run(
     candidate_catalogue = _catalogue(catalogue or settings.catalogue_dir, refuse)
     current_catalogue = _catalogue(settings.catalogue_dir, refuse) if with_current else None
     candidate_model, current_model = _model(settings, model, refuse), _model(settings, None, refuse)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.history_read_url)
     try:
         counts = await _posterior_counts(engine, settings)
         candidate = Policy(candidate_catalogue, _scorer(candidate_model, counts))
@@ -81,7 +81,7 @@ async def _run(
                 progress=lambda n: bar.advance(task, n), on_read=lambda n: bar.update(task, total=n),
             )  # fmt: skip
     except SQLAlchemyError as error:
-        refuse(f"history {redact_url(settings.database_url)} cannot be read: {str(error).splitlines()[0]}")
+        refuse(f"history {redact_url(settings.history_read_url)} cannot be read: {str(error).splitlines()[0]}")
     finally:
         await engine.dispose()
 
@@ -147,9 +147,10 @@ def _moment(text: str | None, option: str, refuse: Refuse) -> float | None:
 
 
 def _progress() -> Progress:
+    console = Console(stderr=True)
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=Console(stderr=True), transient=True,
+        console=console, transient=True, disable=not console.is_terminal,
     )  # fmt: skip
 
 
@@ -159,8 +160,7 @@ def _progress() -> Progress:
 def evaluation_json(report: ReplayReport) -> dict[str, Any]:
     """`nbo evaluate --catalogue --json`: the acceptance estimates at the top (ips, snips, dr, ...), then
     both measures with the current policy's observed value, and the replay's counts."""
-    if report.acceptance is None or report.value is None:
-        return {"error": report.not_estimated, "decisions": report.decisions, "skipped": dict(report.skipped)}
+    assert report.acceptance is not None and report.value is not None, report.not_estimated
     return {
         **report.acceptance.candidate.to_json(),
         "acceptance": report.acceptance.to_json(),

@@ -41,3 +41,24 @@ def test_an_invalid_catalogue_names_its_first_problem(env: dict[str, str], tmp_p
     (broken / "catalogue.yaml").write_text("channels: [web]\narbitration: {exploration: {kind: sometimes}}\n")
     result = CliRunner().invoke(cli, ["replay", "--catalogue", str(broken)], env=env)
     assert result.exit_code == 2 and "is invalid" in result.stderr and "exploration" in result.stderr
+
+
+def test_nothing_to_estimate_is_one_line_and_exit_code_1(env: dict[str, str]):
+    from history.migrate import upgrade
+
+    upgrade(env["NBO_DATABASE_URL"])  # an empty, migrated history: no decision to evaluate
+    result = CliRunner().invoke(cli, ["evaluate", "--catalogue", str(DEMO), "--json"], env=env)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("not evaluated: 0 logged decisions") and "no settled logged" in result.stderr
+
+
+def test_the_history_is_read_from_the_read_replica_when_one_is_set(env: dict[str, str], tmp_path: Path):
+    from history.migrate import upgrade
+
+    upgrade(env["NBO_DATABASE_URL"])  # the primary is migrated; the "replica" below is an empty file
+    replica = f"sqlite+aiosqlite:///{tmp_path / 'replica.db'}"
+    result = CliRunner().invoke(
+        cli, ["evaluate", "--catalogue", str(DEMO)], env={**env, "NBO_DATABASE_READ_URL": replica}
+    )
+    assert result.exit_code == 2 and "replica.db cannot be read" in result.stderr, result.stderr
