@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from app.settings import Settings, redact_url
+from app.trigger_outlets import observe_webhook, trigger_outlets
 from coordination.breaker import OPEN, CircuitBreaker
 from coordination.budgets import InMemoryBudgetCounter, RedisBudgetCounter
 from coordination.guarded import GuardedBudgets, GuardedCache, GuardedLocks, GuardedPrescored, redis_breaker
@@ -46,6 +47,7 @@ from policies.loader import load_catalogue, validate_catalogue
 from policies.problems import Problem
 from service.metrics import Metrics
 from service.service import DecisionService
+from service.triggers import TriggerOutlets
 
 log = logging.getLogger("nbo.bootstrap")
 
@@ -66,6 +68,7 @@ class Adapters:
     locks: CustomerLock
     fallback: PrescoredFallback | None = None  # the batch's prescored offers, for degraded decisions
     breaker: CircuitBreaker | None = None  # Redis's, shared by its ports
+    triggers: TriggerOutlets | None = None  # trigger claims and delivery outlets (None: triggers do not fire)
 
 
 async def open_adapters(settings: Settings) -> Adapters:
@@ -78,13 +81,14 @@ async def open_adapters(settings: Settings) -> Adapters:
     history = await write_behind(settings, cache, sql) if settings.history_mode == "write_behind" else sql
     history = await spooled(settings, history)
     fallback, breaker = guard_redis(settings, cache)
+    triggers = trigger_outlets(settings, cache)  # before the cache is guarded: it reads its Redis client
     if breaker is not None:
         cache, budgets, locks = (
             GuardedCache(cache, breaker),
             GuardedBudgets(budgets, breaker),
             GuardedLocks(locks, breaker),
         )
-    return Adapters(catalogue, events, scorer, cache, history, budgets, locks, fallback, breaker)
+    return Adapters(catalogue, events, scorer, cache, history, budgets, locks, fallback, breaker, triggers)
 
 
 async def spooled(settings: Settings, history: ContactHistory) -> ContactHistory:
@@ -120,8 +124,10 @@ def service_from(adapters: Adapters, settings: Settings, metrics: Metrics) -> De
         max_offers_limit=settings.max_offers_limit,
         max_in_flight=settings.max_in_flight,
         fallback=adapters.fallback,
+        triggers=adapters.triggers,
     )
     observe_resilience(adapters, metrics)
+    observe_webhook(adapters, metrics)
     return service
 
 

@@ -22,6 +22,7 @@ from app.metrics import MetricsMiddleware
 from app.reloading import Reloader, watching
 from app.routes import router
 from app.settings import Settings
+from app.trigger_routes import trigger_router
 from decisioning.ports import StoreUnavailable
 from history.writer import HistoryWriteError
 from service.errors import ServiceError
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, service_factory: ServiceFactory
     app.state.metrics = metrics
     app.include_router(router)
     app.include_router(admin_router)
+    app.include_router(trigger_router)
     _install_error_handlers(app)
     install_auth_handlers(app, _count)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)

@@ -33,6 +33,7 @@ from service.commands import ApplyEvent, Decide, ReportSend, Respond
 from service.contacts import OutboundContacts
 from service.decisions import DecisionPath, InFlightLimit
 from service.degraded import DegradedPath
+from service.errors import InvalidInput
 from service.events import EventIntake
 from service.metrics import Metrics
 from service.recorder import DecisionRecorder
@@ -40,6 +41,7 @@ from service.responses import ResponseIntake
 from service.results import ContactsResult, DecisionResult, EventResult, ResponseResult
 from service.retries import RecordedDecisions
 from service.summaries import Summaries
+from service.triggers import TriggerFiring, TriggerOutlets
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,7 @@ class DecisionService:
         max_in_flight: int = 256,
         clock: Callable[[], float] = time.time,
         fallback: PrescoredFallback | None = None,
+        triggers: TriggerOutlets | None = None,  # without them, the catalogue's triggers do not fire
     ) -> None:
         self.cache = cache
         self.history = history
@@ -87,6 +90,7 @@ class DecisionService:
         self._max_offers_limit = max_offers_limit
         self._in_flight = InFlightLimit(max_in_flight, self.metrics)
         self._fallback = fallback
+        self._trigger_outlets = triggers
         self.summaries = Summaries(cache, history, self.metrics)
         self._pieces = self._build(catalogue, scorer, events)
 
@@ -130,9 +134,14 @@ class DecisionService:
             budgets,
             decisions,
             ResponseIntake(catalogue, self.history, self.summaries, budgets, self.metrics, self.clock),
-            EventIntake(events, self.cache, self.metrics, self.clock),
+            EventIntake(events, self.cache, self.metrics, self.clock, self._firing(catalogue, decisions)),
             OutboundContacts(catalogue, self.history, self.cache, self.summaries, budgets, self.clock),
         )
+
+    def _firing(self, catalogue: Catalogue, decisions: DecisionPath) -> TriggerFiring | None:
+        if self._trigger_outlets is None or not catalogue.triggers:
+            return None
+        return TriggerFiring(catalogue, decisions, self.cache, self._trigger_outlets, self.metrics, self.clock)
 
     # The current generation's pieces (read once per request: see `reload`).
     @property
@@ -184,6 +193,15 @@ class DecisionService:
         """Record outbound sends so that inbound and outbound share one history and one set of caps."""
         return await self.contacts.record(sends)
 
+    async def trigger_deliveries(self, after: str | None, limit: int) -> list[tuple[str, dict[str, Any]]]:
+        """The triggered deliveries published after the id `after`, oldest first (none without outlets)."""
+        if self._trigger_outlets is None:
+            return []
+        try:
+            return await self._trigger_outlets.outlet.read(after, limit)
+        except ValueError as err:
+            raise InvalidInput("after", str(err)) from err
+
     async def customer_history(self, customer_id: str, limit: int) -> list[HistoryEntry]:
         """The customer's unified history, newest first."""
         return await self.history.entries(customer_id, limit)
@@ -199,6 +217,8 @@ class DecisionService:
         return checks
 
     async def close(self) -> None:
+        if self._trigger_outlets is not None:
+            await self._trigger_outlets.outlet.close()
         await self.history.close()
         await self.cache.close()
 
