@@ -150,6 +150,7 @@ async def build_service(settings: Settings, metrics: Metrics) -> DecisionService
         extra={
             "catalogue_version": adapters.catalogue.version,
             "offers": len(adapters.catalogue.offers),
+            "triggers": [t.name for t in adapters.catalogue.triggers],
             "model_version": adapters.scorer.version,
             "history": redact_url(settings.database_url),
             "cache": "redis" if settings.redis_url else "in-process",

@@ -107,15 +107,16 @@ def demo(
     force: Annotated[bool, typer.Option(help="Rebuild even when the demo data exists")] = False,
 ) -> None:
     """Generate the demo bank: customers, a past contact history and a trained model."""
-    from app.demo import build_demo, demo_ready
+    from app.demo import build_demo, demo_ready, try_it
 
     settings = Settings()
     if not force and demo_ready(settings):
         typer.echo("demo data present (use --force to rebuild)")
-        return
-    started = time.perf_counter()
-    summary = asyncio.run(build_demo(settings, customers=customers, days=days, seed=seed))
-    typer.echo(f"{summary} in {time.perf_counter() - started:.1f}s")
+    else:
+        started = time.perf_counter()
+        summary = asyncio.run(build_demo(settings, customers=customers, days=days, seed=seed))
+        typer.echo(f"{summary} in {time.perf_counter() - started:.1f}s")
+    typer.echo(try_it(settings))
 
 
 @features_cli.command("load")
