@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from decisioning.catalogue import Catalogue, Rule
-from decisioning.plan import Plan, indices, plan_for
-from decisioning.rules import RuleEnv, RuleError
+from decisioning.plan import indices, plan_for
+from decisioning.rules import CompiledRule, RuleEnv, RuleError
 from decisioning.rules.history_calls import HistoryCall
 from decisioning.summary import HistoryView
 from decisioning.types import Context, FeatureValue
@@ -31,6 +31,7 @@ class Prefiltered:
     """Per customer, the offers that passed the static filters and the rules."""
 
     bits: list[int]  # one per customer, in partition order
+    alive: np.ndarray  # the same as an (n customers, m offers) bool matrix
     static_bits: int  # offers active now with a treatment for the channel (the same for everyone)
     eligible_pairs: int  # (customer, offer) pairs alive after the rules
     rule_drops: Counter[str]  # "class:owner:name" -> (customer, offer) pairs it dropped first
@@ -54,7 +55,7 @@ def prefilter(
     alive = np.zeros((n, len(plan.offers)), dtype=bool)
     alive[:, list(indices(static))] = True
     drops: Counter[str] = Counter()
-    columns = _columns(plan, context, values, views)
+    columns = rule_columns([guard.rule.compiled for guard in plan.rules], context, values, views)
     for guard in plan.rules:
         members = list(indices(guard.members & static))
         if not members:
@@ -65,19 +66,23 @@ def prefilter(
         if dropped.any():
             drops[_rule_key(guard.rule)] += int(dropped.sum())
             alive[:, members] = hit & holds[:, None]
-    return Prefiltered(_bits(alive), static, int(alive.sum()), drops)
+    return Prefiltered(_bits(alive), alive, static, int(alive.sum()), drops)
 
 
 def _rule_key(rule: Rule) -> str:
     return f"{rule.rule_class.value}:{rule.owner}:{rule.name}"
 
 
-def _columns(
-    plan: Plan, context: Context, values: Sequence[Mapping[str, FeatureValue]], views: Sequence[HistoryView]
+def rule_columns(
+    rules: Sequence[CompiledRule],
+    context: Context,
+    values: Sequence[Mapping[str, FeatureValue]],
+    views: Sequence[HistoryView],
 ) -> dict[str, object]:
-    """Every input the plan's rules read: feature columns, the context as scalars, history calls."""
-    inputs = {key for guard in plan.rules for key in guard.rule.compiled.inputs}
-    calls = [call for guard in plan.rules for call in guard.rule.compiled.history_calls]
+    """Every input the rules read, as `evaluate_columns` takes them: feature columns, the context as
+    scalars, history calls."""
+    inputs = {key for rule in rules for key in rule.inputs}
+    calls = [call for rule in rules for call in rule.history_calls]
     columns: dict[str, object] = {
         "channel": context.channel, "placement": context.placement, "intent": context.intent, "now": context.now,
     }  # fmt: skip
