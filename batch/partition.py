@@ -105,7 +105,7 @@ class Decider:
             return
         plan = plan_for(catalogue)
         rules = [o.value for o in plan.offers] + [p.segment for p in catalogue.policies if p.segment is not None]
-        columns = rule_columns(rules, context, [c.values for c in customers], views)
+        columns = rule_columns(rules, context, [c.values for c in customers], views, known=pre.columns)
         bulk.apply_policies(catalogue, context, customers, views, empty, columns, state, job.top)
         value = bulk.values(catalogue, columns, context, customers, views, state.alive)
         boost = bulk.boosts(catalogue, views, empty, context.now)
@@ -153,11 +153,19 @@ def _customers(catalogue: Catalogue, partition: Partition, now: float, stats: Ru
     # expects it in a batch file. Done here without re-coercing each value: a third of a partition's time.
     # Loaded at `now`: nothing is stale. tests/batch/test_partition.py checks it against validate_features.
     compiled = compile_schema(catalogue.features).compiled
+    defaults = {c.name: c.default for c in compiled}
+    reported = frozenset(c.name for c in compiled if c.report_missing)
+    # Every row has the same keys, in the schema's order (validate_columns): the features the file lacks
+    # and does not have to hold (event features) take their default too.
+    absent = [name for name in defaults if rows and name not in rows[0][1]]
     out = []
     for cid, values in rows:
-        clean = {c.name: c.default if (v := values.get(c.name)) is None else v for c in compiled}
-        defaulted = tuple(c.name for c in compiled if c.report_missing and values.get(c.name) is None)
-        out.append(CustomerFeatures(cid, clean, True, defaulted))
+        nones = [name for name, v in values.items() if v is None]
+        for name in nones:
+            values[name] = defaults[name]
+        for name in absent:
+            values[name] = defaults[name]
+        out.append(CustomerFeatures(cid, values, True, tuple(name for name in nones if name in reported)))
     return out
 
 

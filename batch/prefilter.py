@@ -32,6 +32,7 @@ class Prefiltered:
 
     bits: list[int]  # one per customer, in partition order
     alive: np.ndarray  # the same as an (n customers, m offers) bool matrix
+    columns: dict[str, object]  # the inputs the rules read, as columns (more can be added: `rule_columns`)
     static_bits: int  # offers active now with a treatment for the channel (the same for everyone)
     eligible_pairs: int  # (customer, offer) pairs alive after the rules
     rule_drops: Counter[str]  # "class:owner:name" -> (customer, offer) pairs it dropped first
@@ -66,7 +67,7 @@ def prefilter(
         if dropped.any():
             drops[_rule_key(guard.rule)] += int(dropped.sum())
             alive[:, members] = hit & holds[:, None]
-    return Prefiltered(_bits(alive), alive, static, int(alive.sum()), drops)
+    return Prefiltered(_bits(alive), alive, columns, static, int(alive.sum()), drops)
 
 
 def _rule_key(rule: Rule) -> str:
@@ -78,14 +79,16 @@ def rule_columns(
     context: Context,
     values: Sequence[Mapping[str, FeatureValue]],
     views: Sequence[HistoryView],
+    known: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
     """Every input the rules read, as `evaluate_columns` takes them: feature columns, the context as
-    scalars, history calls."""
+    scalars, history calls; `known` columns (built for other rules of the same customers) are reused."""
+    calls = [call for rule in rules for call in rule.history_calls if call.key not in (known or {})]
     inputs = {key for rule in rules for key in rule.inputs}
-    calls = [call for rule in rules for call in rule.history_calls]
     columns: dict[str, object] = {
         "channel": context.channel, "placement": context.placement, "intent": context.intent, "now": context.now,
     }  # fmt: skip
+    columns.update(known or {})
     columns.update(_history_columns(calls, views))
     for key in inputs - columns.keys():
         if key.startswith("context:"):
@@ -106,9 +109,12 @@ def _history_columns(calls: Sequence[HistoryCall], views: Sequence[HistoryView])
 
 
 def _feature_column(items: list[FeatureValue]) -> np.ndarray:
-    # A column of plain numbers goes to float64 (what `bind` would make of it, minus its type scan).
+    # A column of plain numbers goes to float64, one of booleans to bool (what `bind` would make of
+    # them, minus its type scan of an object column).
     if all(type(x) is float or type(x) is int for x in items):
         return np.array(items, dtype=np.float64)
+    if all(type(x) is bool for x in items):
+        return np.array(items, dtype=bool)
     out = np.empty(len(items), dtype=object)
     out[:] = items
     return out
