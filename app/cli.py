@@ -284,7 +284,8 @@ def prescore(
     as_of: Annotated[str | None, typer.Option(help="Decision time, ISO 8601 (default: now, or the run's)")] = None,
     features: Annotated[Path | None, typer.Option(help="Feature Parquet (NBO_FEATURES_FILE)", exists=True)] = None,
     features_from: Annotated[tuple[str, str] | None, typer.Option(
-        help="Another source: 'postgres-table NAME' (at NBO_DATABASE_URL)")] = None,
+        help="Another source: 'postgres-table NAME' (at NBO_DATABASE_URL), 'redis URL' ('redis -': NBO_REDIS_URL)",
+    )] = None,
     to_postgres: Annotated[str | None, typer.Option(help="Also COPY the list into this table")] = None,
     to_redis: Annotated[bool, typer.Option(help="Also store the online fallback in Redis")] = False,
     engine: Annotated[str, typer.Option(help="inprocess or dask")] = "inprocess",
@@ -299,16 +300,17 @@ def prescore(
 
     settings = Settings()
     source = features or settings.features_file
-    table = None
+    table = redis = None
     if features_from is not None:
-        kind, table = features_from
-        if kind != "postgres-table":  # redis: not built yet (docs/batch.md)
-            raise typer.BadParameter(f"unknown source {kind!r} (postgres-table)", param_hint="--features-from")
+        kind, name = features_from
+        if kind not in ("postgres-table", "redis"):
+            raise typer.BadParameter(f"unknown source {kind!r} (postgres-table, redis)", param_hint="--features-from")
+        table, redis = (name, None) if kind == "postgres-table" else (None, name)
     elif source is None or not source.exists():
         raise typer.BadParameter(f"no features file: {source}", param_hint="--features")
     options = PrescoreOptions(
         channel, top, source, out, as_of, run_id, engine, scheduler, workers or settings.batch_workers,
-        partition_size or settings.batch_partition_size, to_postgres, to_redis, progress, table,
+        partition_size or settings.batch_partition_size, to_postgres, to_redis, progress, table, redis,
     )  # fmt: skip
     result = run_prescore(settings, options)
     typer.echo(result.stats.text())
