@@ -150,17 +150,13 @@ class WebhookOutlet:
 
     async def close(self, grace_seconds: float = 5.0) -> None:
         """Let the queued deliveries go out (within `grace_seconds`), then stop the workers."""
-        if not self._tasks:
-            if self._client is not None:
-                await self._client.aclose()
-                self._client = None
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), grace_seconds)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        if self._tasks:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._queue.join(), grace_seconds)
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks = []
         if self._client is not None:
             await self._client.aclose()
             self._client = None

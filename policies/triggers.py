@@ -17,7 +17,7 @@ read the history, in the decision the trigger starts. Semantics: `decisioning/tr
 
 >>> from policies.loader import load_catalogue
 >>> [t.name for t in load_catalogue("policies/demo").triggers]
-['competitor_transfer', 'two_large_withdrawals']
+['competitor_transfer', 'two_large_withdrawals', 'card_declined']
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def check_triggers(directory: str | Path, catalogue: Catalogue) -> tuple[tuple[T
     """The compiled triggers of `directory/triggers.yaml` (none without the file) and every problem of it,
     each naming the file, the trigger and the field (for a condition: the column in the expression).
 
-    >>> check_triggers("policies/demo", load_catalogue("policies/demo"))[1]  # doctest: +SKIP
+    >>> check_triggers("policies/demo", catalogue)[1]  # doctest: +SKIP
     []
     """
     path = Path(directory) / TRIGGERS_FILE
