@@ -27,7 +27,7 @@ class ResponseResult:
 class TriggerOutcome:
     """What one trigger did after an event. `reason` says why nothing was delivered: `period` (it fired
     for this customer within its period), `contact_policy`, `control_group`, `no_offer`, `error` or
-    `publish_failed`."""
+    `publish_failed` or `degraded` (decided while a store was down: caps unchecked, not sent)."""
 
     trigger: str
     channel: str

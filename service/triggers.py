@@ -94,6 +94,10 @@ class TriggerFiring:
         if decision is None:
             return self._suppressed(trigger, "error")
         self.metrics.triggers_fired.labels(trigger.name, trigger.channel).inc()
+        if decision.degraded is not None:
+            # Decided without the customer's history (a store down): caps were not checked, so nothing is
+            # sent. The selection is recorded and stops counting once unconfirmed.
+            return self._suppressed(trigger, "degraded", decision.decision_id)
         if not decision.offers:
             return self._suppressed(trigger, _empty_reason(decision), decision.decision_id)
         return await self._publish(trigger, decision, event_type)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from decisioning.catalogue import Catalogue, FeatureSpec, FeatureType, Level
-from decisioning.ports import FeatureUpdate
+from decisioning.ports import FeatureUpdate, StoreUnavailable
 from decisioning.rules import compile_rule
 from decisioning.triggers import Trigger, TriggerDelivery, holds, triggers_to_evaluate
 from decisioning.types import DAY
@@ -57,7 +57,17 @@ def test_a_condition_that_cannot_be_evaluated_is_false_not_an_error():
 
 
 class ApplyingCache(FakeCache):
-    """The fake cache, with `incr` updates applied to the features (the real caches do it atomically)."""
+    """The fake cache, with `incr` updates applied to the features (the real caches do it atomically);
+    `down_after` loads, it is unreachable."""
+
+    down_after: int | None = None
+
+    async def load(self, customer_id: str):
+        if self.down_after is not None:
+            if self.down_after <= 0:
+                raise StoreUnavailable("redis", "down")
+            self.down_after -= 1
+        return await super().load(customer_id)
 
     async def apply_updates(self, customer_id: str, updates: Sequence[FeatureUpdate], at: float) -> None:
         await super().apply_updates(customer_id, updates, at)
@@ -184,3 +194,11 @@ async def test_a_delivery_that_cannot_be_published_is_counted_and_the_event_stil
     [fired] = (await declined(world)).triggered
     assert fired.reason == "publish_failed" and fired.decision_id in world.history.decisions
     assert world.service.metrics.triggers_suppressed.labels("declined", "publish_failed")._value.get() == 1
+
+
+async def test_a_decision_made_while_a_store_is_down_is_not_sent(build):
+    world, outlet = built(build)
+    world.cache.down_after = 1  # the trigger reads the features, then the decision finds the cache down
+    [fired] = (await declined(world)).triggered
+    assert fired.reason == "degraded" and fired.decision_id in world.history.decisions
+    assert outlet.published == []
