@@ -9,7 +9,7 @@ from decisioning.ports import CustomerCache, EventError, EventRules
 from service.commands import ApplyEvent
 from service.errors import InvalidInput
 from service.metrics import Metrics
-from service.results import EventResult
+from service.results import EventResult, TriggerOutcome
 from service.triggers import TriggerFiring
 
 
@@ -45,7 +45,7 @@ class EventIntake:
             await self.cache.apply_updates(command.customer_id, updates, at)
         self.metrics.events.labels(command.type).inc()
         updated = tuple(u.feature for u in updates)
-        triggered = ()
+        triggered: tuple[TriggerOutcome, ...] = ()
         if self.triggers is not None and updated:
             triggered = await self.triggers.after_event(command.customer_id, command.type, updated)
         return EventResult(command.customer_id, command.type, updated, triggered)
