@@ -266,17 +266,17 @@ def decision(
 ) -> Decision:  # fmt: skip
     """The `Decision` value `decide` would return for customer `i` (without explanations, notes and the
     feature snapshot, which the list does not carry)."""
-    plan = plan_for(catalogue)
+    offers_of = plan_for(catalogue).offers
     p, v, b, q = arrays.propensity[i], arrays.value[i], arrays.boost[i], arrays.priority[i]
     offers = tuple(
         PresentedOffer(
-            plan.offers[j], plan.offers[j].treatments[context.channel], rank, float(p[j]), float(v[j]),
-            plan.offers[j].lever, arrays.weight[j], float(b[j]), float(q[j]), probability,
+            offers_of[j], offers_of[j].treatments[context.channel], rank, float(p[j]), float(v[j]),
+            offers_of[j].lever, arrays.weight[j], float(b[j]), float(q[j]), probability,
         )
         for rank, (j, probability) in enumerate(picks, start=1)
     )  # fmt: skip
     alive = np.flatnonzero(arrays.alive[i])
-    ids = [plan.offers[j].id for j in alive]
+    ids = [arrays.ids[j] for j in alive.tolist()]
     candidates = tuple(zip(ids, p[alive].tolist(), q[alive].tolist(), strict=True))
     direction = Direction.OUTBOUND if catalogue.is_outbound(context.channel) else Direction.INBOUND
     return Decision(
@@ -295,3 +295,4 @@ class Arrays:
     boost: np.ndarray
     priority: np.ndarray
     weight: list[float]  # per offer
+    ids: list[str]  # per offer

@@ -112,7 +112,7 @@ class Decider:
         priority = bulk.priorities(state, value, catalogue, context, boost)
         state.needs_core |= np.any(np.isnan(priority) & state.alive, axis=1)
         weight = bulk.context_weights(catalogue, context).tolist()
-        self.arrays = bulk.Arrays(state.alive, scores, value, boost, priority, weight)
+        self.arrays = bulk.Arrays(state.alive, scores, value, boost, priority, weight, [o.id for o in plan.offers])
         self.order = bulk.ranking(state.alive, priority, bulk.offer_order(catalogue))
         self.counts = state.alive.sum(axis=1)
         self.chooser = bulk.chooser_for(catalogue, self.mode)
