@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from app.settings import Settings, redact_url
+from app.trigger_outlets import observe_webhook, trigger_outlets
 from coordination.breaker import OPEN, CircuitBreaker
 from coordination.budgets import InMemoryBudgetCounter, RedisBudgetCounter
 from coordination.guarded import (
@@ -55,6 +56,7 @@ from policies.loader import load_catalogue, validate_catalogue
 from policies.problems import Problem
 from service.metrics import Metrics
 from service.service import DecisionService
+from service.triggers import TriggerOutlets
 
 log = logging.getLogger("nbo.bootstrap")
 
@@ -76,6 +78,7 @@ class Adapters:
     fallback: PrescoredFallback | None = None  # the batch's prescored offers, for degraded decisions
     breaker: CircuitBreaker | None = None  # Redis's, shared by its ports
     history_reads: ContactHistory | None = None  # a read replica for the listing (NBO_DATABASE_READ_URL)
+    triggers: TriggerOutlets | None = None  # trigger claims and delivery outlets (None: triggers do not fire)
 
 
 async def open_adapters(settings: Settings) -> Adapters:
@@ -88,6 +91,7 @@ async def open_adapters(settings: Settings) -> Adapters:
     history = await write_behind(settings, cache, sql) if settings.history_mode == "write_behind" else sql
     history = await spooled(settings, history)
     fallback, breaker = guard_redis(settings, cache)
+    triggers = trigger_outlets(settings, cache)  # before the cache is guarded: it reads its Redis client
     if breaker is not None:
         cache, budgets, locks = (
             GuardedCache(cache, breaker),
@@ -95,7 +99,7 @@ async def open_adapters(settings: Settings) -> Adapters:
             GuardedLocks(locks, breaker),
         )
     reads = await open_read_history(settings)
-    return Adapters(catalogue, events, scorer, cache, history, budgets, locks, fallback, breaker, reads)
+    return Adapters(catalogue, events, scorer, cache, history, budgets, locks, fallback, breaker, reads, triggers)
 
 
 async def open_read_history(settings: Settings) -> SqlHistory | None:
@@ -143,8 +147,10 @@ def service_from(adapters: Adapters, settings: Settings, metrics: Metrics) -> De
         fallback=adapters.fallback,
         history_reads=adapters.history_reads,
         holds=fused_holds(adapters) if settings.redis_fused_holds else None,
+        triggers=adapters.triggers,
     )
     observe_resilience(adapters, metrics)
+    observe_webhook(adapters, metrics)
     return service
 
 
@@ -179,6 +185,7 @@ async def build_service(settings: Settings, metrics: Metrics) -> DecisionService
         extra={
             "catalogue_version": adapters.catalogue.version,
             "offers": len(adapters.catalogue.offers),
+            "triggers": [t.name for t in adapters.catalogue.triggers],
             "model_version": adapters.scorer.version,
             "history": redact_url(settings.database_url),
             "cache": "redis" if settings.redis_url else "in-process",

@@ -17,6 +17,7 @@ from app.evaluation_cli import evaluation_commands
 from app.keys_cli import keys_cli
 from app.model_commands import admin_cli, models_cli
 from app.settings import Settings
+from app.trigger_cli import triggers_cli
 
 cli = typer.Typer(help="Next-best-offer decision service.", no_args_is_help=True)
 features_cli = typer.Typer(help="Customer features.", no_args_is_help=True)
@@ -31,6 +32,7 @@ cli.add_typer(models_cli, name="models")
 cli.add_typer(admin_cli, name="admin")
 cli.add_typer(keys_cli, name="keys")
 cli.registered_commands += evaluation_commands.registered_commands  # nbo evaluate, nbo replay
+cli.add_typer(triggers_cli, name="triggers")
 
 
 @cli.command()
@@ -107,15 +109,16 @@ def demo(
     force: Annotated[bool, typer.Option(help="Rebuild even when the demo data exists")] = False,
 ) -> None:
     """Generate the demo bank: customers, a past contact history and a trained model."""
-    from app.demo import build_demo, demo_ready
+    from app.demo import build_demo, demo_ready, try_it
 
     settings = Settings()
     if not force and demo_ready(settings):
         typer.echo("demo data present (use --force to rebuild)")
-        return
-    started = time.perf_counter()
-    summary = asyncio.run(build_demo(settings, customers=customers, days=days, seed=seed))
-    typer.echo(f"{summary} in {time.perf_counter() - started:.1f}s")
+    else:
+        started = time.perf_counter()
+        summary = asyncio.run(build_demo(settings, customers=customers, days=days, seed=seed))
+        typer.echo(f"{summary} in {time.perf_counter() - started:.1f}s")
+    typer.echo(try_it(settings))
 
 
 @features_cli.command("load")
@@ -284,9 +287,9 @@ def prescore(
     top: Annotated[int, typer.Option(help="Offers per customer")] = 1,
     as_of: Annotated[str | None, typer.Option(help="Decision time, ISO 8601 (default: now, or the run's)")] = None,
     features: Annotated[Path | None, typer.Option(help="Feature Parquet (NBO_FEATURES_FILE)", exists=True)] = None,
-    features_from: Annotated[
-        tuple[str, str] | None, typer.Option(help="Another source: 'postgres-table NAME' (at NBO_DATABASE_URL)")
-    ] = None,
+    features_from: Annotated[tuple[str, str] | None, typer.Option(
+        help="Another source: 'postgres-table NAME' (at NBO_DATABASE_URL), 'redis URL' ('redis -': NBO_REDIS_URL)",
+    )] = None,
     to_postgres: Annotated[str | None, typer.Option(help="Also COPY the list into this table")] = None,
     to_redis: Annotated[bool, typer.Option(help="Also store the online fallback in Redis")] = False,
     engine: Annotated[str, typer.Option(help="inprocess or dask")] = "inprocess",
@@ -301,16 +304,17 @@ def prescore(
 
     settings = Settings()
     source = features or settings.features_file
-    table = None
+    table = redis = None
     if features_from is not None:
-        kind, table = features_from
-        if kind != "postgres-table":  # redis: not built yet (docs/batch.md)
-            raise typer.BadParameter(f"unknown source {kind!r} (postgres-table)", param_hint="--features-from")
+        kind, name = features_from
+        if kind not in ("postgres-table", "redis"):
+            raise typer.BadParameter(f"unknown source {kind!r} (postgres-table, redis)", param_hint="--features-from")
+        table, redis = (name, None) if kind == "postgres-table" else (None, name)
     elif source is None or not source.exists():
         raise typer.BadParameter(f"no features file: {source}", param_hint="--features")
     options = PrescoreOptions(
         channel, top, source, out, as_of, run_id, engine, scheduler, workers or settings.batch_workers,
-        partition_size or settings.batch_partition_size, to_postgres, to_redis, progress, table,
+        partition_size or settings.batch_partition_size, to_postgres, to_redis, progress, table, redis,
     )  # fmt: skip
     result = run_prescore(settings, options)
     typer.echo(result.stats.text())

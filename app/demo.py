@@ -63,6 +63,21 @@ async def build_demo(settings: Settings, *, customers: int, days: int, seed: int
     return ", ".join(f"{k}={v}" for k, v in summary.items())
 
 
+def try_it(settings: Settings) -> str:
+    """What to try once `nbo serve` runs: an event that fires one of the catalogue's triggers, and how to
+    read its delivery from another terminal (the embedded queue lives in the service's process)."""
+    triggers = load_catalogue(settings.catalogue_dir).triggers
+    if not triggers:
+        return ""
+    names = ", ".join(f"{t.name} ({t.channel})" for t in triggers)
+    event = '{"customer_id": "c-000042", "type": "card_declined", "attributes": {"amount": 54.2}}'
+    return (
+        f"triggers: {names}. Try one once the service runs:\n"
+        f"  curl -s localhost:{settings.port}/v1/events -H 'content-type: application/json' -d '{event}'\n"
+        f"  nbo triggers read          # the delivery, read from the running service"
+    )
+
+
 def write_features(path: Path, rows: Sequence[tuple[str, dict[str, FeatureValue]]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     names = list(rows[0][1]) if rows else []

@@ -23,6 +23,7 @@ from app.metrics import MetricsMiddleware
 from app.reloading import Reloader, watching
 from app.routes import router
 from app.settings import Settings
+from app.trigger_routes import trigger_router
 from decisioning.ports import StoreUnavailable
 from history.writer import HistoryWriteError
 from service.errors import ServiceError
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, service_factory: ServiceFactory
     app.include_router(router)
     app.include_router(admin_router)
     mount_console(app)  # the operator console under /console (app/console)
+    app.include_router(trigger_router)
     _install_error_handlers(app)
     install_auth_handlers(app, _count)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)

@@ -46,6 +46,7 @@ class PrescoreOptions:
     to_redis: bool = False
     progress: bool = True
     features_table: str | None = None  # a PostgreSQL table at NBO_DATABASE_URL instead of `features`
+    features_redis: str | None = None  # the Redis feature cache at this URL ("-": NBO_REDIS_URL) instead
 
 
 def new_run_id() -> str:
@@ -72,6 +73,11 @@ def run_prescore(settings: Settings, options: PrescoreOptions) -> RunResult:
         if not features.exists():  # a resumed run reads what its first attempt exported
             run_dir.mkdir(parents=True, exist_ok=True)
             asyncio.run(export_postgres_table(_libpq(settings), options.features_table, features))
+    if options.features_redis:
+        features = run_dir / "input.parquet"
+        if not features.exists():  # a resumed run reads what its first attempt exported
+            run_dir.mkdir(parents=True, exist_ok=True)
+            asyncio.run(export_from_redis(settings, options.features_redis, features, job.as_of))
     summaries = asyncio.run(history_summaries(settings.history_read_url, job.as_of))
     engine = engine_named(options.engine, workers=options.workers, scheduler=options.scheduler)
     try:
@@ -82,6 +88,27 @@ def run_prescore(settings: Settings, options: PrescoreOptions) -> RunResult:
         engine.close()
     asyncio.run(_outputs(settings, options, job, run_dir))
     return result
+
+
+async def export_from_redis(settings: Settings, url: str, path: Path, as_of: float) -> None:
+    """The Redis feature cache (`url`, or NBO_REDIS_URL for "-") exported to `path` (batch/redis_source.py)."""
+    from batch.redis_source import export_redis_features
+    from features.redis_cache import RedisCustomerCache
+    from features.redis_client import redis_client
+    from policies.loader import load_catalogue
+
+    target = settings.redis_url if url == "-" else url
+    if not target:
+        raise ValueError("--features-from redis - needs NBO_REDIS_URL")
+    specs = load_catalogue(settings.catalogue_dir).features
+    names = [s.name for s in specs]
+    client = redis_client(target, max_connections=32)
+    cache = RedisCustomerCache(client, feature_names=names, prefix=settings.redis_prefix)
+    try:
+        done = await export_redis_features(cache, specs, path, as_of)
+    finally:
+        await cache.close()
+    log.info("features exported from Redis", extra={"customers": done.customers, "unreadable": done.unreadable})
 
 
 def _as_of(text: str | None, run_dir: Path) -> float:

@@ -5,6 +5,7 @@ Domain errors (`service.errors`) become HTTP statuses in one handler (`app/error
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -33,6 +34,7 @@ from app.schemas import (
     ResponseIn,
     ResponseOut,
     SendOut,
+    TriggeredOut,
 )
 from decisioning.catalogue import Offer
 from decisioning.engine import PresentedOffer
@@ -104,9 +106,11 @@ async def post_response(body: ResponseIn, service: Service, caller: Responder) -
 
 @router.post("/v1/events", response_model=EventOut, responses=ERRORS, tags=["events"])
 async def post_event(body: EventIn, service: Service, caller: EventSender) -> EventOut:
-    """Apply a real-time customer event to the features that rules and models read. Scope `events`."""
+    """Apply a real-time customer event to the features that rules and models read, then fire the
+    catalogue's triggers it made true (`triggered`: each one's outbound decision). Scope `events`."""
     result = await service.apply_event(ApplyEvent(body.customer_id, body.type, body.attributes, _epoch(body.at)))
-    return EventOut(customer_id=result.customer_id, type=result.type, updated=list(result.updated))
+    triggered = [TriggeredOut(**dataclasses.asdict(t)) for t in result.triggered]
+    return EventOut(customer_id=result.customer_id, type=result.type, updated=list(result.updated), triggered=triggered)
 
 
 @router.post("/v1/contacts", response_model=ContactsOut, responses=ERRORS, tags=["history"])

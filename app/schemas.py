@@ -133,10 +133,22 @@ class EventIn(Strict):
     attributes: Attributes = Field(default_factory=dict)
 
 
+class TriggeredOut(BaseModel):
+    """A trigger the event made true, and what it did (docs/triggers.md)."""
+
+    trigger: str
+    channel: str
+    decision_id: str | None = None  # the outbound decision it made (also when it has no offer)
+    offers: list[str] = []
+    published: list[str] = []  # the sinks that took the delivery: stream or queue, webhook
+    reason: str | None = None  # why nothing was delivered: period, contact_policy, control_group, no_offer...
+
+
 class EventOut(BaseModel):
     customer_id: str
     type: str
     updated: list[str]
+    triggered: list[TriggeredOut] = []
 
 
 class ContactIn(Strict):

@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CATALOGUE = ROOT / "policies" / "demo"
 VAR = Path("var")
+PLACEHOLDER_SECRETS = frozenset({"secret", "changeme", "change-me", "change_me", "password", "xxx", "todo"})
 
 
 class Settings(BaseSettings):
@@ -86,6 +87,14 @@ class Settings(BaseSettings):
 
     # CPU per fine decision stage in /metrics (loadtests/bench.py --stage-cpu): ~2 µs per stage, so off.
     stage_cpu_timers: bool = False
+    # Real-time triggers (docs/triggers.md): the Redis Stream's approximate length (in process: the queue's),
+    # and the optional webhook every triggered delivery is POSTed to, signed with the secret.
+    trigger_stream_maxlen: int = Field(100_000, ge=100)
+    trigger_webhook_url: str | None = None
+    trigger_webhook_secret: SecretStr | None = None
+    trigger_webhook_attempts: int = Field(5, ge=1, le=20)
+    trigger_webhook_backoff_seconds: float = Field(0.5, gt=0, le=60)
+    trigger_webhook_timeout_seconds: float = Field(5.0, gt=0, le=120)
 
     log_level: str = "INFO"
     access_log: bool = False
@@ -117,6 +126,16 @@ class Settings(BaseSettings):
     def _production_needs_keys(self) -> Settings:
         if self.environment == "production" and self.auth == "none":
             raise ValueError("production refuses NBO_AUTH=none: callers must send API keys (nbo keys create)")
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_needs_a_real_secret(self) -> Settings:
+        secret = self.trigger_webhook_secret.get_secret_value() if self.trigger_webhook_secret else ""
+        if self.trigger_webhook_url is not None and not secret:
+            raise ValueError("NBO_TRIGGER_WEBHOOK_URL needs NBO_TRIGGER_WEBHOOK_SECRET: receivers verify the signature")
+        weak = len(secret) < 16 or secret.lower() in PLACEHOLDER_SECRETS
+        if secret and weak and self.environment != "development":
+            raise ValueError("NBO_TRIGGER_WEBHOOK_SECRET is a placeholder or shorter than 16 characters")
         return self
 
     @property

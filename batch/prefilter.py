@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from decisioning.catalogue import Catalogue, Rule
-from decisioning.plan import Plan, indices, plan_for
-from decisioning.rules import RuleEnv, RuleError
+from decisioning.plan import indices, plan_for
+from decisioning.rules import CompiledRule, RuleEnv, RuleError
 from decisioning.rules.history_calls import HistoryCall
 from decisioning.summary import HistoryView
 from decisioning.types import Context, FeatureValue
@@ -31,6 +31,8 @@ class Prefiltered:
     """Per customer, the offers that passed the static filters and the rules."""
 
     bits: list[int]  # one per customer, in partition order
+    alive: np.ndarray  # the same as an (n customers, m offers) bool matrix
+    columns: dict[str, object]  # the inputs the rules read, as columns (more can be added: `rule_columns`)
     static_bits: int  # offers active now with a treatment for the channel (the same for everyone)
     eligible_pairs: int  # (customer, offer) pairs alive after the rules
     rule_drops: Counter[str]  # "class:owner:name" -> (customer, offer) pairs it dropped first
@@ -54,7 +56,7 @@ def prefilter(
     alive = np.zeros((n, len(plan.offers)), dtype=bool)
     alive[:, list(indices(static))] = True
     drops: Counter[str] = Counter()
-    columns = _columns(plan, context, values, views)
+    columns = rule_columns([guard.rule.compiled for guard in plan.rules], context, values, views)
     for guard in plan.rules:
         members = list(indices(guard.members & static))
         if not members:
@@ -65,22 +67,28 @@ def prefilter(
         if dropped.any():
             drops[_rule_key(guard.rule)] += int(dropped.sum())
             alive[:, members] = hit & holds[:, None]
-    return Prefiltered(_bits(alive), static, int(alive.sum()), drops)
+    return Prefiltered(_bits(alive), alive, columns, static, int(alive.sum()), drops)
 
 
 def _rule_key(rule: Rule) -> str:
     return f"{rule.rule_class.value}:{rule.owner}:{rule.name}"
 
 
-def _columns(
-    plan: Plan, context: Context, values: Sequence[Mapping[str, FeatureValue]], views: Sequence[HistoryView]
+def rule_columns(
+    rules: Sequence[CompiledRule],
+    context: Context,
+    values: Sequence[Mapping[str, FeatureValue]],
+    views: Sequence[HistoryView],
+    known: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
-    """Every input the plan's rules read: feature columns, the context as scalars, history calls."""
-    inputs = {key for guard in plan.rules for key in guard.rule.compiled.inputs}
-    calls = [call for guard in plan.rules for call in guard.rule.compiled.history_calls]
+    """Every input the rules read, as `evaluate_columns` takes them: feature columns, the context as
+    scalars, history calls; `known` columns (built for other rules of the same customers) are reused."""
+    calls = [call for rule in rules for call in rule.history_calls if call.key not in (known or {})]
+    inputs = {key for rule in rules for key in rule.inputs}
     columns: dict[str, object] = {
         "channel": context.channel, "placement": context.placement, "intent": context.intent, "now": context.now,
     }  # fmt: skip
+    columns.update(known or {})
     columns.update(_history_columns(calls, views))
     for key in inputs - columns.keys():
         if key.startswith("context:"):
@@ -101,9 +109,12 @@ def _history_columns(calls: Sequence[HistoryCall], views: Sequence[HistoryView])
 
 
 def _feature_column(items: list[FeatureValue]) -> np.ndarray:
-    # A column of plain numbers goes to float64 (what `bind` would make of it, minus its type scan).
+    # A column of plain numbers goes to float64, one of booleans to bool (what `bind` would make of
+    # them, minus its type scan of an object column).
     if all(type(x) is float or type(x) is int for x in items):
         return np.array(items, dtype=np.float64)
+    if all(type(x) is bool for x in items):
+        return np.array(items, dtype=bool)
     out = np.empty(len(items), dtype=object)
     out[:] = items
     return out

@@ -51,3 +51,37 @@ def prescored(
         for i, values in zip(members, scores, strict=True):
             out[i] = Prescored(model.version, dict(zip((o.id for o in offers[i]), values.tolist(), strict=True)))
     return out
+
+
+def score_matrix(
+    scorer: Scorer, customers: Sequence[CustomerFeatures], context: Context, alive: np.ndarray, offers: Sequence[Offer]
+) -> tuple[np.ndarray, list[Scorer]]:
+    """The scores of every alive (customer, offer) cell as an (n, m) matrix (NaN elsewhere), and each
+    customer's scorer (champion or challenger). A scorer with `score_many` scores all its customers in one
+    model call; another scores each customer itself, as `decide` would have called it."""
+    chosen = [scorer.for_customer(c.customer_id) for c in customers]
+    matrix = np.full(alive.shape, np.nan)
+    groups: dict[int, list[int]] = {}
+    for i, s in enumerate(chosen):
+        if hasattr(s, "score_many"):
+            groups.setdefault(id(s), []).append(i)
+        elif alive[i].any():
+            cells = np.flatnonzero(alive[i])
+            matrix[i, cells] = s.score(customers[i], context, [offers[j] for j in cells])
+    for members in groups.values():
+        rows = np.asarray(members, dtype=np.intp)
+        cells = alive[rows]
+        lists = [[offers[j] for j in np.flatnonzero(row)] for row in cells]
+        scores = chosen[members[0]].score_many([customers[i] for i in members], context, lists)
+        block = matrix[rows]
+        block[cells] = np.concatenate(scores) if scores else np.empty(0)  # row-major: each row's offers in order
+        matrix[rows] = block
+    return matrix, chosen
+
+
+def prescored_row(scorer: Scorer, row: np.ndarray, alive: np.ndarray, offers: Sequence[Offer]) -> Scorer:
+    """A customer's scorer for `decide`: its bulk scores looked up (`Prescored`), or itself when it has none."""
+    if not hasattr(scorer, "score_many"):
+        return scorer
+    cells = np.flatnonzero(alive)
+    return Prescored(scorer.version, dict(zip((offers[j].id for j in cells), row[cells].tolist(), strict=True)))

@@ -14,6 +14,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from decisioning.rules import CompiledRule
+from decisioning.triggers import Trigger
 from decisioning.types import FeatureValue, Outcome
 
 
@@ -220,6 +221,8 @@ class Catalogue:
     features: tuple[FeatureSpec, ...] = ()
     # Outbound channels -> seconds within which a selection must be confirmed as sent (else it stops counting)
     outbound: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    # Real-time triggers (`triggers.yaml`): conditions that, made true by an event, start an outbound decision.
+    triggers: tuple[Trigger, ...] = ()
     offers_by_id: Mapping[str, Offer] = field(init=False, repr=False, compare=False)
     service_offer_ids: frozenset[str] = field(init=False, repr=False, compare=False)
     # The version of `features` that each decision's stored feature values are written in (see

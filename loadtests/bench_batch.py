@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -123,6 +124,8 @@ def run_one(engine_name: str, n: int, workers: int, partition_size: int) -> dict
     history = summaries(n, catalogue)
     run_id = f"bench-{engine_name}-{n}-{int(time.time())}"
     job = PrescoreJob(run_id, catalogue, models, "nbo", "email", 3, AS_OF)
+    before = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_before = sum(u.ru_utime + u.ru_stime for u in before)
     start = time.perf_counter()
     engine = engine_named(engine_name, workers=workers)
     try:
@@ -135,11 +138,16 @@ def run_one(engine_name: str, n: int, workers: int, partition_size: int) -> dict
     (WORK / f"{run_id}.parquet").unlink(missing_ok=True)
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    # CPU seconds of the run (driver and its finished workers): on a shared machine the wall time says how
+    # busy the machine was as much as how fast the batch is.
+    used = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = sum(u.ru_utime + u.ru_stime for u in used) - cpu_before
     return {
         "engine": engine_name, "customers": result.stats.customers, "offers": OFFERS, "seconds": round(seconds, 1),
         "customers_per_s": round(result.stats.customers / seconds), "pairs_per_s": round(n * OFFERS / seconds),
         "driver_peak_mib": round(own), "largest_worker_peak_mib": round(child),
         "peak_bound_mib": round(own + workers * child), "with_offers": result.stats.with_offers,
+        "cpu_seconds": round(cpu, 1), "load_average": round(os.getloadavg()[0], 1),
     }  # fmt: skip
 
 
@@ -170,7 +178,8 @@ def main() -> None:
             else "NOT met"  # fmt: skip
         print(f"{engine}: {figures['customers']:,} customers x {OFFERS} offers in {figures['seconds']} s = "
               f"{figures['pairs_per_s']:,} pairs/s; peak {figures['driver_peak_mib']} MiB driver + "
-              f"{args.workers} x {figures['largest_worker_peak_mib']} MiB workers; 1M goal {goal}"
+              f"{args.workers} x {figures['largest_worker_peak_mib']} MiB workers; {figures['cpu_seconds']} CPU-s "
+              f"(load {figures['load_average']}); 1M goal {goal}"
               + ("" if args.customers == 1_000_000 else " (extrapolated)"))
 
 

@@ -8,10 +8,13 @@ A catalogue directory holds:
 - `events.yaml` (optional): which customer events update which real-time features. The event processor
   loads it (`policies.events`), but it is part of the catalogue's version and of its validation: a changed
   event rule changes what decisions read.
+- `triggers.yaml` (optional): which conditions, made true by an event, start an outbound decision
+  (`policies.triggers`; compiled into `Catalogue.triggers`, checked once the rest of the catalogue compiles).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +36,7 @@ from policies.schema import (
     PoliciesFile,
     PolicySpec,
 )
+from policies.triggers import TRIGGERS_FILE, check_triggers
 from policies.yaml_files import read_yaml
 
 CATALOGUE_FILE = "catalogue.yaml"
@@ -74,7 +78,7 @@ def validate_catalogue(directory: str | Path) -> list[Problem]:
 def catalogue_files(directory: str | Path) -> list[Path]:
     """The files the catalogue is made of, sorted by name (missing optional files are left out)."""
     directory = Path(directory)
-    names = {CATALOGUE_FILE, POLICIES_FILE, FEATURES_FILE, EVENTS_FILE}
+    names = {CATALOGUE_FILE, POLICIES_FILE, FEATURES_FILE, EVENTS_FILE, TRIGGERS_FILE}
     names |= {p.name for p in directory.glob(OFFERS_PATTERN)}
     return sorted(p for name in names if (p := directory / name).is_file())
 
@@ -101,6 +105,10 @@ def _build(directory: Path) -> tuple[Catalogue | None, list[Problem], Sources | 
     sources = reader.sources()
     catalogue, problems = compile_catalogue(sources, catalogue_version(directory))
     problems = reader.problems + problems
+    if catalogue is not None and not problems:
+        # Triggers name channels and features: they are checked against the compiled catalogue.
+        triggers, problems = check_triggers(directory, catalogue)
+        catalogue = dataclasses.replace(catalogue, triggers=triggers)
     return (catalogue if not problems else None), problems, sources
 
 

@@ -61,6 +61,22 @@ class Metrics:
         )
         self.responses = Counter("nbo_responses_total", "Responses recorded", ["outcome", "channel"], registry=r)
         self.events = Counter("nbo_events_total", "Customer events applied", ["type"], registry=r)
+        self.triggers_fired = Counter(
+            "nbo_triggers_fired_total", "Trigger decisions made (condition true, period free)",
+            ["trigger", "channel"], registry=r,
+        )  # fmt: skip
+        self.triggers_suppressed = Counter(
+            "nbo_triggers_suppressed_total", "Triggers that held but delivered nothing, by reason",
+            ["trigger", "reason"], registry=r,
+        )  # fmt: skip
+        self.triggers_published = Counter(
+            "nbo_triggers_published_total", "Triggered decisions published for delivery, by sink",
+            ["trigger", "sink"], registry=r,
+        )  # fmt: skip
+        self.webhook_deliveries = Counter(
+            "nbo_trigger_webhook_total", "Webhook delivery attempts by outcome (delivered, retried, failed)",
+            ["outcome"], registry=r,
+        )  # fmt: skip
         self.errors = Counter("nbo_errors_total", "Errors by kind", ["kind"], registry=r)
         self.defaulted = Counter(
             "nbo_features_defaulted_total", "Features replaced by their default", ["channel"], registry=r

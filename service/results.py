@@ -24,10 +24,25 @@ class ResponseResult:
 
 
 @dataclass(frozen=True, slots=True)
+class TriggerOutcome:
+    """What one trigger did after an event. `reason` says why nothing was delivered: `period` (it fired
+    for this customer within its period), `contact_policy`, `control_group`, `no_offer`, `error` or
+    `publish_failed` or `degraded` (decided while a store was down: caps unchecked, not sent)."""
+
+    trigger: str
+    channel: str
+    decision_id: str | None = None
+    offers: tuple[str, ...] = ()
+    published: tuple[str, ...] = ()
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class EventResult:
     customer_id: str
     type: str
     updated: tuple[str, ...]  # the features the event changed
+    triggered: tuple[TriggerOutcome, ...] = ()  # the triggers the event made true, and what each did
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from service.commands import ApplyEvent, Decide, ReportSend, Respond
 from service.contacts import OutboundContacts
 from service.decisions import DecisionPath, InFlightLimit
 from service.degraded import DegradedPath
+from service.errors import InvalidInput
 from service.events import EventIntake
 from service.holds import LockThenLoad
 from service.metrics import Metrics
@@ -42,6 +43,7 @@ from service.responses import ResponseIntake
 from service.results import ContactsResult, DecisionResult, EventResult, ResponseResult
 from service.retries import RecordedDecisions
 from service.summaries import Summaries
+from service.triggers import TriggerFiring, TriggerOutlets
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,7 @@ class DecisionService:
         fallback: PrescoredFallback | None = None,
         history_reads: ContactHistory | None = None,
         holds: CustomerHolds | None = None,
+        triggers: TriggerOutlets | None = None,  # without them, the catalogue's triggers do not fire
     ) -> None:
         self.cache = cache
         self.history = history
@@ -95,6 +98,7 @@ class DecisionService:
         self._max_offers_limit = max_offers_limit
         self._in_flight = InFlightLimit(max_in_flight, self.metrics)
         self._fallback = fallback
+        self._trigger_outlets = triggers
         self.summaries = Summaries(cache, history, self.metrics)
         self._pieces = self._build(catalogue, scorer, events)
 
@@ -137,9 +141,14 @@ class DecisionService:
             budgets,
             decisions,
             ResponseIntake(catalogue, self.history, self.summaries, budgets, self.metrics, self.clock),
-            EventIntake(events, self.cache, self.metrics, self.clock),
+            EventIntake(events, self.cache, self.metrics, self.clock, self._firing(catalogue, decisions)),
             OutboundContacts(catalogue, self.history, self.cache, self.summaries, budgets, self.clock),
         )
+
+    def _firing(self, catalogue: Catalogue, decisions: DecisionPath) -> TriggerFiring | None:
+        if self._trigger_outlets is None or not catalogue.triggers:
+            return None
+        return TriggerFiring(catalogue, decisions, self.cache, self._trigger_outlets, self.metrics, self.clock)
 
     # The current generation's pieces (read once per request: see `reload`).
     @property
@@ -191,6 +200,15 @@ class DecisionService:
         """Record outbound sends so that inbound and outbound share one history and one set of caps."""
         return await self.contacts.record(sends)
 
+    async def trigger_deliveries(self, after: str | None, limit: int) -> list[tuple[str, dict[str, Any]]]:
+        """The triggered deliveries published after the id `after`, oldest first (none without outlets)."""
+        if self._trigger_outlets is None:
+            return []
+        try:
+            return await self._trigger_outlets.outlet.read(after, limit)
+        except ValueError as err:
+            raise InvalidInput("after", str(err)) from err
+
     async def customer_history(self, customer_id: str, limit: int) -> list[HistoryEntry]:
         """The customer's unified history, newest first."""
         return await (self._history_reads or self.history).entries(customer_id, limit)
@@ -206,6 +224,8 @@ class DecisionService:
         return checks
 
     async def close(self) -> None:
+        if self._trigger_outlets is not None:
+            await self._trigger_outlets.outlet.close()
         await self.history.close()
         if self._history_reads is not None:
             await self._history_reads.close()

@@ -99,8 +99,14 @@ async def test_the_service_decides_on_a_cluster_in_write_behind_mode(
                       "decision_id": decided.json()["decision_id"]}  # fmt: skip
             assert (await client.post("/v1/responses", json=answer)).status_code < 300
             event = {"customer_id": "c-adult", "type": "card_declined", "attributes": {"amount": 5}}
-            assert (await client.post("/v1/events", json=event)).status_code < 300
+            applied = await client.post("/v1/events", json=event)
+            assert applied.status_code < 300
+            # The demo's card_declined trigger: an SMS decision, published on the cluster's stream.
+            [fired] = applied.json()["triggered"]
+            assert fired["trigger"] == "card_declined" and fired["published"] == ["stream"], fired
             listed = (await client.get("/v1/customers/c-adult/history")).json()
     outcomes = {row["outcome"] for row in listed["entries"]}
     assert {"presented", "clicked"} <= outcomes  # read back before any drain: from the stream's index
-    assert await redis_cluster_client.xlen(f"{redis_test_prefix}:history") == 2
+    # The decision, the response and the trigger's decision; its delivery on the triggers stream.
+    assert await redis_cluster_client.xlen(f"{redis_test_prefix}:history") == 3
+    assert await redis_cluster_client.xlen(f"{redis_test_prefix}:triggers") == 1

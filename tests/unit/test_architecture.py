@@ -3,7 +3,7 @@
 - `decisioning/` (the pure core) imports none of the project's other packages and no I/O library;
 - `service/` (the application layer) imports the core and its ports, never an adapter, a web framework
   or a store's client: adapters are handed to it;
-- the adapters and libraries (`models`, `features`, `history`, `coordination`, `policies`) never import
+- the adapters and libraries (`models`, `features`, `history`, `coordination`, `policies`, `delivery`) never import
   the web layer `app` or the application layer;
 - `batch/` (the overnight batch) may use the core, the application layer and the adapters, never the web
   layer; nothing below it imports `batch` (only `app`, which wires it to the settings);
@@ -29,6 +29,7 @@ RULES = {
     "history": {"app", "service", "batch"},
     "coordination": {"app", "service", "batch"},
     "policies": {"app", "service", "batch"},
+    "delivery": {"app", "service", "batch"},
     "batch": {"app", "fastapi", "starlette", "uvicorn"},
     "evaluation": {"app", "service", "batch", "fastapi", "starlette", "uvicorn"},
 }

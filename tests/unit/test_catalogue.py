@@ -115,6 +115,7 @@ def test_catalogue_files_are_the_yaml_the_loader_reads() -> None:
         "offers.yaml",
         "offers_care.yaml",
         "policies.yaml",
+        "triggers.yaml",
     ]
 
 
