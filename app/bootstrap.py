@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.settings import Settings, redact_url
@@ -106,8 +107,10 @@ def guard_redis(settings: Settings, cache: CustomerCache) -> tuple[PrescoredFall
     return GuardedPrescored(RedisPrescoredFallback(cache.client, prefix=settings.redis_prefix), breaker), breaker
 
 
-def service_from(adapters: Adapters, settings: Settings, metrics: Metrics) -> DecisionService:
-    """The application layer on these adapters, with the settings' limits."""
+def service_from(
+    adapters: Adapters, settings: Settings, metrics: Metrics, clock: Callable[[], float] = time.time
+) -> DecisionService:
+    """The application layer on these adapters, with the settings' limits (`clock`: the simulator's)."""
     service = DecisionService(
         catalogue=adapters.catalogue,
         scorer=adapters.scorer,
@@ -120,6 +123,7 @@ def service_from(adapters: Adapters, settings: Settings, metrics: Metrics) -> De
         max_offers_limit=settings.max_offers_limit,
         max_in_flight=settings.max_in_flight,
         fallback=adapters.fallback,
+        clock=clock,
     )
     observe_resilience(adapters, metrics)
     return service
