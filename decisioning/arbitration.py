@@ -116,6 +116,42 @@ def arbitrate(
     return ArbitrationResult(tuple(selected), passed_over, chooser.mode)
 
 
+def choice_probabilities(
+    candidates: Sequence[Candidate],
+    path: Sequence[str],
+    settings: ArbitrationSettings,
+    *,
+    control: bool = False,
+    headroom: Sequence[Headroom] = (),
+    seed: int = 0,
+) -> list[dict[str, float]]:
+    """For each rank k of `path` (offer ids, e.g. a logged decision's), the probability with which this
+    arbitration would choose each candidate at rank k when ranks 1..k-1 hold path[:k-1]: the distribution
+    behind `Selection.selection_probability`, computed instead of drawn. A rank whose prefix this
+    arbitration cannot produce (an offer of the path not feasible here) gets an empty distribution, and so
+    does every rank of a control group shown nothing.
+
+    >>> choice_probabilities([Candidate(offer, 0.1, 100.0, 1.0, 1.0)], ["o"], ArbitrationSettings())  # doctest: +SKIP
+    [{'o': 1.0}]
+    """
+    ordered = sorted(candidates, key=lambda c: (not c.pinned, -c.priority, c.offer.id))
+    if control and settings.control_mode is ControlMode.NONE:
+        return [{} for _ in path]
+    chooser = _Chooser(ordered, settings, control, seed)
+    slots = _Slots(settings.max_per_group, headroom, len(path))
+    by_id = {c.offer.id: c for c in ordered}
+    out: list[dict[str, float]] = []
+    for offer_id in path:
+        feasible = [c for c in ordered if c.offer.id not in chooser.taken and slots.fits(c)]
+        out.append(chooser.distribution(feasible) if feasible else {})
+        logged = by_id.get(offer_id)
+        if logged is None or offer_id not in out[-1] or out[-1][offer_id] == 0.0:
+            return out + [{} for _ in range(len(path) - len(out))]
+        chooser.taken.add(offer_id)
+        slots.take(logged)
+    return out
+
+
 class _Slots:
     """The constraints that limit which candidates still fit this decision."""
 
@@ -174,6 +210,22 @@ class _Chooser:
             pick, p = feasible[0], 1.0
         self.taken.add(pick.offer.id)
         return pick, p
+
+    def distribution(self, feasible: list[Candidate]) -> dict[str, float]:
+        """The probability of each feasible candidate being chosen now (what `choose` draws from)."""
+        pinned = [c for c in feasible if c.pinned]
+        if self.mode == "control":
+            return {c.offer.id: 1.0 / len(feasible) for c in feasible}
+        if pinned:
+            return {pinned[0].offer.id: 1.0}
+        if self.mode == "epsilon_greedy":
+            eps, n = self.settings.epsilon, len(feasible)
+            return {c.offer.id: (1.0 - eps) * (i == 0) + eps / n for i, c in enumerate(feasible)}
+        if self.mode == "thompson":
+            draws = np.stack([self.samples[c.offer.id] for c in feasible], axis=1)
+            shares = np.bincount(np.argmax(draws, axis=1), minlength=len(feasible)) / len(draws)
+            return {c.offer.id: float(s) for c, s in zip(feasible, shares, strict=True)}
+        return {feasible[0].offer.id: 1.0}
 
     def _epsilon(self, feasible: list[Candidate]) -> tuple[Candidate, float]:
         eps, n = self.settings.epsilon, len(feasible)

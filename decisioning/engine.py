@@ -20,7 +20,7 @@ from decisioning.catalogue import (
     Treatment,
     feature_vector,
 )
-from decisioning.contact_policy import PolicyOutcome, Suppression, evaluate_policies
+from decisioning.contact_policy import Headroom, PolicyOutcome, Suppression, evaluate_policies
 from decisioning.explanation import CandidateExplanation, RuleFailure, Stage
 from decisioning.plan import indices, plan_for
 from decisioning.ports import Scorer
@@ -146,21 +146,60 @@ def decide(
     >>> [p.offer.id for p in decision.offers]  # doctest: +SKIP
     ['card_gold']
     """
+    return _decide(catalogue, request, summary, scorer, exhausted_budgets, prefiltered, view).decision
+
+
+@dataclass(frozen=True, slots=True)
+class Considered:
+    """A decision with what its arbitration saw: the scored candidates, the control flag, the contact-policy
+    headroom and the arbitration's seed. Offline evaluation (`evaluation/`) asks the arbitration how likely
+    each offer was at each rank from these (`decisioning.arbitration.choice_probabilities`)."""
+
+    decision: Decision
+    candidates: tuple[Candidate, ...]
+    control: bool
+    headroom: tuple[Headroom, ...]
+    seed: int
+
+
+def consider(
+    catalogue: Catalogue,
+    request: DecisionRequest,
+    summary: HistorySummary,
+    scorer: Scorer,
+    *,
+    exhausted_budgets: frozenset[str] = frozenset(),
+) -> Considered:
+    """`decide`, keeping what the arbitration saw (see `Considered`): the same stages, the same result."""
+    return _decide(catalogue, request, summary, scorer, exhausted_budgets, None, None)
+
+
+def _decide(
+    catalogue: Catalogue,
+    request: DecisionRequest,
+    summary: HistorySummary,
+    scorer: Scorer,
+    exhausted_budgets: frozenset[str],
+    prefiltered: int | None,
+    view: HistoryView | None,
+) -> Considered:
     run = _Run(catalogue, request, summary, view)
     alive = run.filter_rules(run.filter_static()) if prefiltered is None else prefiltered
     offers = run.filter_policies(alive, exhausted_budgets)
     candidates = run.score(offers, scorer)
     control = in_control_group(request.customer.customer_id, catalogue.settings, request.context.now)
+    seed = _seed(request.decision_id)
     result = arbitrate(
         candidates,
         request.max_offers,
         catalogue.settings,
         control=control,
         headroom=run.policy.headroom,
-        seed=_seed(request.decision_id),
+        seed=seed,
         explain=request.explain,
     )
-    return run.finish(candidates, result, control, scorer.version)
+    decision = run.finish(candidates, result, control, scorer.version)
+    return Considered(decision, tuple(candidates), control, tuple(run.policy.headroom), seed)
 
 
 def _seed(decision_id: str) -> int:
