@@ -16,6 +16,7 @@ import typer
 from app.keys_cli import keys_cli
 from app.model_commands import admin_cli, models_cli
 from app.settings import Settings
+from app.simulate_cli import register as register_simulation
 
 cli = typer.Typer(help="Next-best-offer decision service.", no_args_is_help=True)
 features_cli = typer.Typer(help="Customer features.", no_args_is_help=True)
@@ -29,6 +30,7 @@ cli.add_typer(history_cli, name="history")
 cli.add_typer(models_cli, name="models")
 cli.add_typer(admin_cli, name="admin")
 cli.add_typer(keys_cli, name="keys")
+register_simulation(cli)  # nbo simulate, nbo simulate-ope
 
 
 @cli.command()

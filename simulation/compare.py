@@ -17,9 +17,9 @@ import os
 import resource
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,28 +35,26 @@ class SimulationSpec:
     days: int
     seed: int
     policies: tuple[str, ...] = POLICIES
-    retrain_days: int = 5
+    retrain_days: int = 4
     budgets: bool = True
-    log_policy: str | None = None  # the policy whose decision log is written to `log_path`
-    log_path: Path | None = None
-    log_targets: tuple[str, ...] = ()
+    logs: Mapping[str, Path] = field(default_factory=dict)  # policy -> where its decision log goes
+    log_targets: tuple[str, ...] = ()  # the target policies whose probabilities the logs carry
 
 
 def run_policy(spec: SimulationSpec, policy: str, queue: Any = None) -> dict[str, Any]:
     """One policy's run, in this process; its summary (with run time and this process's peak memory)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # two policies per two cores: no OpenMP spinning
     started = time.perf_counter()
-    logging = policy == spec.log_policy and spec.log_path is not None
+    log_path = spec.logs.get(policy)
     with tempfile.TemporaryDirectory(prefix=f"nbo-sim-{policy}-") as workdir:
         config = RunConfig(
             spec.customers, spec.days, spec.seed, policy, Path(workdir), spec.retrain_days,
-            spec.log_targets if logging else (), spec.budgets,
+            spec.log_targets, spec.budgets, log=log_path is not None,
         )  # fmt: skip
         tick = (lambda day: queue.put((policy, day))) if queue is not None else None
         stats, log = asyncio.run(simulate(config, tick))
-    if logging:
-        assert spec.log_path is not None
-        log.write(spec.log_path)
+    if log_path is not None:
+        log.write(log_path)
     stats.seconds = round(time.perf_counter() - started, 2)
     stats.peak_memory_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     return stats.summary()

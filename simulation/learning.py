@@ -4,16 +4,21 @@ Daily, the cold-start posteriors are refreshed from the history's offer counts (
 does every `posterior_refresh_seconds`); every `retrain_days`, `app.train.run_training` (what `nbo train`
 runs) trains a candidate on the settled contacts of the run's own SQLite history up to the simulated now,
 registers it, and the simulator promotes it and serves it (`DecisionService.reload`).
+
+Exploration decays once: while the NBO knows only its priors it explores with the catalogue's epsilon
+(0.1); from its first model on, with 0.05 (a new catalogue generation through `reload`, as a marketer's
+catalogue change would be). Every decision logs the epsilon it was made with, in its selection probability.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import time
 
-from decisioning.ports import Scorer
 from app.train import TrainOptions, run_training
+from decisioning.ports import Scorer
 from decisioning.types import DAY
 from history.outcomes import offer_response_counts
 from models.posterior import LearningScorer, OfferPosteriors
@@ -23,6 +28,7 @@ from simulation.wiring import Wired
 
 POSTERIOR_WINDOW_DAYS = 90
 MAX_TREES = 400
+EPSILON_WITH_A_MODEL = 0.05
 
 
 class Learner:
@@ -51,6 +57,10 @@ class Learner:
         with contextlib.redirect_stderr(io.StringIO()):  # `nbo train`'s progress bars: not in a worker
             outcome = await run_training(options)
         self.registry.promote(name, outcome.version)
+        if not self.stats.trainings:  # the first model: explore less from now on (see the module doc)
+            settings = dataclasses.replace(self.wired.catalogue.settings, epsilon=EPSILON_WITH_A_MODEL)
+            self.wired.catalogue = dataclasses.replace(self.wired.catalogue, settings=settings)
+            self.wired.service.reload(catalogue=self.wired.catalogue)
         self.model = self.registry.load(name, outcome.version, compiled=False)
         meta = self.registry.metadata(name, outcome.version)
         self.label = f"model {len(self.stats.trainings) + 1} (day {day})"

@@ -5,7 +5,8 @@ accepted, else 0), `accepted` (0/1), `logging_probability` (the selection probab
 logged), and per target policy `target_probability_<name>`: the probability that policy gives the same
 offer at that position, given the same candidates (the offers that passed the rules, the contact
 policies and the budgets, as the decision scored them) and the customer's state at that moment.
-Deterministic targets (push, oracle) give 1 to their choice and 0 to the rest; random gives 1/candidates.
+Deterministic targets (push, oracle) give 1 to their choice and 0 to the rest (`target_offer_<name>` names
+that choice, for a reward model's expectation); random gives 1/candidates.
 `first_contact` marks each customer's first decision of the run (see simulation/ope.py for why).
 
 >>> log = DecisionLog(TargetPolicies((), None, None, {}, []))
@@ -53,7 +54,9 @@ class TargetPolicies:
         self.push = PushScorer(catalogue.offers) if catalogue is not None and "push" in names else None
         self.oracle = OracleScorer(truth, rows, lambda cid: memory[rows[cid]]) if truth is not None else None
 
-    def probabilities(self, decision: Decision, offer_id: str) -> dict[str, float]:
+    def choices(self, decision: Decision, offer_id: str) -> dict[str, tuple[float, str | None]]:
+        """Per target: (its probability of `offer_id`, the offer it would choose; None when it chooses at
+        random)."""
         if not self.names:
             return {}
         assert self.catalogue is not None
@@ -62,27 +65,29 @@ class TargetPolicies:
         out = {}
         for name in self.names:
             if name == "random":
-                out[name] = 1.0 / len(offers)
+                out[name] = (1.0 / len(offers), None)
                 continue
             scorer = self.push if name == "push" else self.oracle
             scores = np.asarray(scorer.score(customer, decision.context, offers))  # type: ignore[union-attr]
             priority = scores * np.array([value_times_lever(o) for o in offers])
             best = min(range(len(offers)), key=lambda i: (-priority[i], offers[i].id))  # the greedy tie-break
-            out[name] = float(offers[best].id == offer_id)
+            out[name] = (float(offers[best].id == offer_id), offers[best].id)
         return out
 
 
 class DecisionLog:
     """Rows of the log as they are decided (see the module doc)."""
 
-    def __init__(self, targets: TargetPolicies) -> None:
-        self.targets = targets
+    def __init__(self, targets: TargetPolicies, *, enabled: bool = True) -> None:
+        self.targets, self.enabled = targets, enabled
         self.columns: dict[str, list[Any]] = {c: [] for c in COLUMNS}
-        self.columns.update({f"target_probability_{t}": [] for t in targets.names})
+        for t in targets.names:
+            self.columns[f"target_probability_{t}"] = []
+            self.columns[f"target_offer_{t}"] = []
         self._seen: set[int] = set()
 
     def add(self, decision: Decision, presented: PresentedOffer, row: int, reward: float, accepted: bool) -> None:
-        if not self.targets.names:
+        if not self.enabled:
             return
         c, ctx = self.columns, decision.context
         values = (decision.decision_id, row, int((ctx.now - START) // DAY), ctx.channel, presented.rank,
@@ -90,8 +95,9 @@ class DecisionLog:
                   row not in self._seen)  # fmt: skip
         for name, value in zip(COLUMNS, values, strict=True):
             c[name].append(value)
-        for name, p in self.targets.probabilities(decision, presented.offer.id).items():
+        for name, (p, choice) in self.targets.choices(decision, presented.offer.id).items():
             c[f"target_probability_{name}"].append(p)
+            c[f"target_offer_{name}"].append(choice)
         self._seen.add(row)
 
     def table(self) -> pa.Table:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,9 +54,10 @@ class RunConfig:
     seed: int
     policy: str
     workdir: Path
-    retrain_days: int = 5
-    log_targets: tuple[str, ...] = ()  # write the OPE log with these targets' probabilities
+    retrain_days: int = 4
+    log_targets: tuple[str, ...] = ()  # the target policies whose probabilities the log carries
     budgets: bool = True
+    log: bool = False  # keep the decision log (simulation/logs.py)
     campaigns: bool = True
 
 
@@ -82,7 +84,7 @@ def scorer_factory(policy: str, world: _World) -> Callable[[Catalogue], Scorer] 
 async def simulate(config: RunConfig, on_day: Callable[[int], None] | None = None) -> tuple[PolicyStats, DecisionLog]:
     """Run one policy for `config.days` simulated days; its figures and its decision log."""
     bank = generate_bank(config.customers, config.seed)
-    rng = np.random.default_rng([config.seed, 4, sorted(("nbo", "random", "push", "oracle", config.policy)).index(config.policy)])
+    rng = np.random.default_rng([config.seed, 4, zlib.crc32(config.policy.encode())])  # the answers' draws
     world = _World(bank, Truth(bank.needs), rng, [ContactMemory() for _ in bank.ids], bank.index())
     clock = SimulatedClock(START)
     stats = PolicyStats(config.policy, config.customers, config.days)
@@ -90,7 +92,7 @@ async def simulate(config: RunConfig, on_day: Callable[[int], None] | None = Non
         factory = scorer_factory(config.policy, world)
         async with wired_service(config.workdir, bank, config.policy, factory, clock, budgets=config.budgets) as wired:
             targets = TargetPolicies(config.log_targets, wired.catalogue, world.truth, world.rows, world.memory)
-            run = _Run(config, world, wired, clock, stats, DecisionLog(targets))
+            run = _Run(config, world, wired, clock, stats, DecisionLog(targets, enabled=config.log))
             await run.days(on_day)
             return stats, run.log
 

@@ -90,5 +90,7 @@ class Truth:
         held = np.array([o in memory.holds for o in offer_ids], dtype=bool)
         return np.where(held, 0.0, p)
 
-    def probability(self, customer: int, offer_id: str, channel: str, memory: ContactMemory, now: float | None = None) -> float:
+    def probability(
+        self, customer: int, offer_id: str, channel: str, memory: ContactMemory, now: float | None = None
+    ) -> float:
         return float(self.probabilities(customer, [offer_id], channel, memory, now)[0])
