@@ -50,7 +50,7 @@ def simulate(
     plot: Annotated[Path | None, typer.Option(help="Write a PNG of value per contact per day per policy")] = None,
     policies: Annotated[str, typer.Option(help="Comma-separated: nbo, random, push, oracle")] = ",".join(POLICIES),
     workers: Annotated[int, typer.Option(min=1, max=8, help="Processes running policies at once")] = 2,
-    retrain_days: Annotated[int, typer.Option(min=0, help="The NBO retrains every N days (0: never)")] = 4,
+    retrain_days: Annotated[int, typer.Option(min=0, help="The NBO retrains every N days (0: never)")] = 2,
     log: Annotated[Path | None, typer.Option(help="Write the NBO's decision log (CSV or Parquet) for OPE")] = None,
 ) -> None:
     """Simulate a bank day by day through the real decision path, for each policy; compare them."""
@@ -72,7 +72,7 @@ def simulate(
         tasks = {p: progress.add_task(p, total=days) for p in spec.policies}
         results = compare(spec, workers, lambda policy, _day: progress.advance(tasks[policy]))
     seconds = time.perf_counter() - started
-    out = Console()
+    out = Console() if sys.stdout.isatty() else Console(width=140)  # a file or a pipe: keep the table whole
     print_report(out, results)
     own, child = _peak_memory_mb()
     child = max(child, *(r["peak_memory_mb"] for r in results.values()))

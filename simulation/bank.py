@@ -58,21 +58,22 @@ def _feature_columns(rng: np.random.Generator, needs: np.ndarray) -> dict[str, n
     def noise(sd: float = 1.0) -> np.ndarray:
         return rng.standard_normal(n) * sd
 
-    age = np.clip(42 + 9 * family + 5 * wealth - 4 * digital + noise(9), 18, 95).round()
+    age = np.clip(42 + 8 * family + 5 * wealth - 4 * digital + noise(5), 18, 95).round()
     columns: dict[str, np.ndarray] = {
         "age": age,
-        "income_monthly": np.exp(7.9 + 0.35 * wealth + 0.1 * family + noise(0.25)).round(),
-        "balance_current": (1500 * (0.6 * wealth - 0.9 * borrow + noise(0.5))).round(),
-        "balance_savings": np.maximum(np.exp(8.3 + 1.1 * wealth - 0.5 * borrow + noise(0.45)) - 2500, 0).round(),
-        "overdraft_days_90d": np.clip(90 / (1 + np.exp(-(1.6 * borrow - 1.8 + noise(0.5)))), 0, 90).round(),
-        "credit_score": np.clip(680 + 40 * wealth - 45 * borrow + noise(30), 300, 850).round(),
-        "card_spend_30d": np.exp(6.2 + 0.5 * travel + 0.25 * wealth + noise(0.35)).round(),
-        "travel_spend_90d": np.maximum(np.exp(5.8 + 1.0 * travel + noise(0.4)) - 250, 0).round(),
+        "income_monthly": np.exp(7.9 + 0.35 * wealth + 0.1 * family + noise(0.15)).round(),
+        "balance_current": (1500 * (0.6 * wealth - 0.9 * borrow + noise(0.3))).round(),
+        "balance_savings": np.maximum(np.exp(8.3 + 1.1 * wealth - 0.5 * borrow + noise(0.3)) - 2500, 0).round(),
+        "overdraft_days_90d": np.clip(90 / (1 + np.exp(-(1.6 * borrow - 1.8 + noise(0.3)))), 0, 90).round(),
+        "credit_score": np.clip(680 + 40 * wealth - 45 * borrow + noise(20), 300, 850).round(),
+        "card_spend_30d": np.exp(6.2 + 0.5 * travel + 0.25 * wealth + noise(0.25)).round(),
+        "travel_spend_90d": np.maximum(np.exp(5.8 + 1.0 * travel + noise(0.25)) - 250, 0).round(),
         "app_logins_30d": rng.poisson(np.exp(1.6 + 0.8 * digital)).astype(float),
+        "mortgage_calc_visits_30d": rng.poisson(np.exp(0.2 + 1.0 * family + 0.2 * wealth)).astype(float),
         "tenure_months": np.clip(rng.exponential(70, n) + 2 * (age - 18), 0, 900).round(),
         "has_credit_card": rng.random(n) < _sigmoid(0.6 * travel + 0.3 * wealth - 0.3),
-        "homeowner": rng.random(n) < _sigmoid(1.3 * family + 0.5 * wealth),
-        "has_children": rng.random(n) < _sigmoid(1.4 * family - 0.3),
+        "homeowner": rng.random(n) < _sigmoid(2.0 * family + 0.5 * wealth),
+        "has_children": rng.random(n) < _sigmoid(2.0 * family - 0.3),
         "marketing_consent": rng.random(n) < 0.7,
     }
     columns["has_mortgage"] = columns["homeowner"] & (rng.random(n) < 0.45)

@@ -35,7 +35,7 @@ class SimulationSpec:
     days: int
     seed: int
     policies: tuple[str, ...] = POLICIES
-    retrain_days: int = 4
+    retrain_days: int = 2
     budgets: bool = True
     logs: Mapping[str, Path] = field(default_factory=dict)  # policy -> where its decision log goes
     log_targets: tuple[str, ...] = ()  # the target policies whose probabilities the logs carry

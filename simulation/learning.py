@@ -6,7 +6,7 @@ runs) trains a candidate on the settled contacts of the run's own SQLite history
 registers it, and the simulator promotes it and serves it (`DecisionService.reload`).
 
 Exploration decays once: while the NBO knows only its priors it explores with the catalogue's epsilon
-(0.1); from its first model on, with 0.05 (a new catalogue generation through `reload`, as a marketer's
+(0.1); from its first model on, with 0.03 (a new catalogue generation through `reload`, as a marketer's
 catalogue change would be). Every decision logs the epsilon it was made with, in its selection probability.
 """
 
@@ -28,7 +28,7 @@ from simulation.wiring import Wired
 
 POSTERIOR_WINDOW_DAYS = 90
 MAX_TREES = 400
-EPSILON_WITH_A_MODEL = 0.05
+EPSILON_WITH_A_MODEL = 0.03
 
 
 class Learner:

@@ -23,6 +23,7 @@ def document(results: Results, run: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"run": dict(run), "policies": policies}
     out.update(policies)  # `nbo`, `random`, `push`, `oracle` at the top level too, as issue 16 reads them
     out["ratios"] = ratios(results)
+    out["nbo_periods"] = periods(results)
     return out
 
 
@@ -46,34 +47,72 @@ def write_json(path: Path, results: Results, run: Mapping[str, Any]) -> None:
 
 
 def table(results: Results) -> Table:
-    """Per policy: acceptances, acceptance rate, value per contact, contacts per customer, suppressions."""
+    """Per policy: contacts, acceptances, acceptance rate, value per contact, contacts per customer."""
     t = Table(title="Simulated bank: policies compared")
-    for column in ("policy", "contacts", "acceptances", "acceptance rate", "value / contact",
-                   "contacts / customer", "suppressed (by policy rule)"):  # fmt: skip
-        t.add_column(column, justify="left" if column in ("policy", "suppressed (by policy rule)") else "right")
+    for column in ("policy", "decisions", "contacts", "acceptances", "acceptance rate", "value / contact",
+                   "contacts / customer", "declines"):  # fmt: skip
+        t.add_column(column, justify="left" if column == "policy" else "right")
     for policy, r in results.items():
-        suppressed = ", ".join(f"{k} {v:,}" for k, v in sorted(r["suppressions"].items(), key=lambda kv: -kv[1]))
         t.add_row(
-            policy, f"{r['contacts']:,}", f"{r['acceptances']:,}", f"{r['acceptance_rate']:.2%}",
-            f"{r['value_per_contact']:.2f}", f"{r['contacts_per_customer']:.2f}", suppressed,
+            policy, f"{r['decisions']:,}", f"{r['contacts']:,}", f"{r['acceptances']:,}", f"{r['acceptance_rate']:.2%}",
+            f"{r['value_per_contact']:.2f}", f"{r['contacts_per_customer']:.2f}", f"{r['declines']:,}",
         )  # fmt: skip
     return t
 
 
-def models_table(nbo: Mapping[str, Any]) -> Table:
-    """The NBO policy's value per contact per model it served (priors, then each retraining)."""
-    t = Table(title="NBO: value per contact per model served")
-    for column in ("model", "contacts", "acceptances", "value / contact"):
-        t.add_column(column, justify="left" if column == "model" else "right")
-    for model, m in nbo["value_per_contact_by_model"].items():
-        t.add_row(model, f"{m['contacts']:,}", f"{m['acceptances']:,}", f"{m['value_per_contact']:.2f}")
+def suppressions_table(results: Results) -> Table:
+    """Offers suppressed by each contact policy rule, per policy (an offer counted once per decision)."""
+    t = Table(title="Contact-policy suppressions (offers suppressed, by rule)")
+    t.add_column("rule")
+    for policy in results:
+        t.add_column(policy, justify="right")
+    rules = sorted({rule for r in results.values() for rule in r["suppressions"]})
+    for rule in rules:
+        t.add_row(rule, *(f"{r['suppressions'].get(rule, 0):,}" for r in results.values()))
+    return t
+
+
+def periods(results: Results) -> list[dict[str, Any]]:
+    """The NBO's retraining periods: its value per contact on those days, and the oracle's and the push's
+    on the same days (the same visits; the days of a period differ in channel mix, so a period is
+    compared with the other policies on its own days, not with another period)."""
+    nbo = results.get("nbo")
+    if nbo is None:
+        return []
+    days = len(nbo["value_per_day"])
+    starts = [0] + [t["day"] for t in nbo["trainings"]]
+    names = ["priors"] + [t["model"] for t in nbo["trainings"]]
+    out = []
+    for name, start, end in zip(names, starts, [*starts[1:], days], strict=True):
+        row: dict[str, Any] = {"model": name, "days": [start, end]}
+        for policy, r in results.items():
+            value, contacts = sum(r["value_per_day"][start:end]), sum(r["contacts_per_day"][start:end])
+            row[policy] = value / contacts if contacts else 0.0
+        if "oracle" in results and row["oracle"]:
+            row["nbo_vs_oracle"] = row["nbo"] / row["oracle"]
+        out.append(row)
+    return out
+
+
+def periods_table(results: Results) -> Table:
+    t = Table(title="NBO per model served: value per contact on the same days, by policy")
+    t.add_column("model served by the NBO")
+    t.add_column("days", justify="right")
+    for policy in results:
+        t.add_column(policy, justify="right")
+    t.add_column("nbo / oracle", justify="right")
+    for row in periods(results):
+        ratio = f"{row['nbo_vs_oracle']:.1%}" if "nbo_vs_oracle" in row else "-"
+        days = f"{row['days'][0] + 1}-{row['days'][1]}"
+        t.add_row(row["model"], days, *(f"{row[p]:.2f}" for p in results), ratio)
     return t
 
 
 def print_report(console: Console, results: Results) -> None:
     console.print(table(results))
+    console.print(suppressions_table(results))
     if "nbo" in results:
-        console.print(models_table(results["nbo"]))
+        console.print(periods_table(results))
     for name, value in ratios(results).items():
         console.print(f"{name.replace('_', ' ')}: {value:.3f}")
 

@@ -43,8 +43,8 @@ from simulation.wiring import SimulatedClock, Wired, seeded_decision_ids, wired_
 # P(an explicit decline | not accepted), by channel: the agent records the customer's "no"
 DECLINE = {"web": 0.03, "mobile": 0.03, "call_centre": 0.5, "email": 0.0}
 # mean delay of an acceptance, seconds: at once to an agent, within hours online, within a day by e-mail
-DELAY = {"web": 3 * 3600.0, "mobile": 2 * 3600.0, "call_centre": 120.0, "email": 12 * 3600.0}
-MAX_DELAY = 1.8 * DAY  # inside the catalogue's two-day response window
+DELAY = {"web": 3 * 3600.0, "mobile": 2 * 3600.0, "call_centre": 120.0, "email": 6 * 3600.0}
+MAX_DELAY = 0.9 * DAY  # inside the catalogue's one-day response window
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class RunConfig:
     seed: int
     policy: str
     workdir: Path
-    retrain_days: int = 4
+    retrain_days: int = 2
     log_targets: tuple[str, ...] = ()  # the target policies whose probabilities the log carries
     budgets: bool = True
     log: bool = False  # keep the decision log (simulation/logs.py)

@@ -7,7 +7,7 @@ they decide, not by who turned up.
 - Visits: per customer and day, Poisson counts per channel; rates rise with the `digital` need online
   and fall with it in the call centre (about 0.12 visits a customer a day in all). Each visit falls in an
   hour of the day; the service decides all of an hour's visits at that hour's clock.
-- Campaign: every 7 days from day 1, at 09:00, an e-mail decision for a random half of the customers
+- Campaign: every 7 days from day 1, at 09:00, an e-mail decision for a random 40% of the customers
   who gave marketing consent.
 
 >>> import numpy as np
@@ -24,7 +24,7 @@ import numpy as np
 
 START = 1_798_761_600.0  # 2027-01-01T00:00:00Z: the simulated clock's day 0
 INBOUND = ("web", "mobile", "call_centre")
-CAMPAIGN_CHANNEL, CAMPAIGN_EVERY, CAMPAIGN_FIRST_DAY, CAMPAIGN_HOUR, CAMPAIGN_SHARE = "email", 7, 1, 9, 0.5
+CAMPAIGN_CHANNEL, CAMPAIGN_EVERY, CAMPAIGN_FIRST_DAY, CAMPAIGN_HOUR, CAMPAIGN_SHARE = "email", 7, 1, 9, 0.4
 
 
 @dataclass(frozen=True)

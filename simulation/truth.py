@@ -5,7 +5,7 @@ On the log-odds scale, per offer: a base, plus loadings on the customer's needs 
 say yes more to an agent than to an e-mail; digital customers answer more online), minus fatigue:
 
     logit = base[offer] + loadings[offer] . needs + channel effect - 0.15 x contacts(7 days)
-            - 0.35 x contacts of this offer(14 days)
+            - 0.25 x contacts of this offer(14 days)
 
 `contacts` are the customer's earlier marketing contacts (presented or sent, any offer, any policy). The
 model never sees the needs, only the features they drive (simulation/bank.py), so it can learn most of
@@ -42,7 +42,7 @@ OFFERS: dict[str, tuple[float, tuple[float, ...]]] = {
 }
 CHANNEL_BASE = {"web": 0.0, "mobile": 0.1, "call_centre": 0.8, "email": -0.7}
 CHANNEL_DIGITAL = {"web": 0.4, "mobile": 0.5, "call_centre": -0.3, "email": 0.3}  # x the `digital` need
-FATIGUE_ALL, FATIGUE_OFFER = 0.15, 0.35
+FATIGUE_ALL, FATIGUE_OFFER = 0.15, 0.25
 ALL_WINDOW, OFFER_WINDOW = 7 * DAY, 14 * DAY
 
 
