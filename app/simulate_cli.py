@@ -35,6 +35,11 @@ def _progress(console: Console) -> Progress:
                     TextColumn("days"), TimeElapsedColumn(), console=console)  # fmt: skip
 
 
+def _console() -> Console:
+    """The terminal's width, or 140 columns for a file or a pipe (rich's 80 would fold the tables)."""
+    return Console() if sys.stdout.isatty() else Console(width=140)
+
+
 def _peak_memory_mb() -> tuple[float, float]:
     """(this process, the largest child process) peak resident memory in MB (Linux reports KiB)."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -72,7 +77,7 @@ def simulate(
         tasks = {p: progress.add_task(p, total=days) for p in spec.policies}
         results = compare(spec, workers, lambda policy, _day: progress.advance(tasks[policy]))
     seconds = time.perf_counter() - started
-    out = Console() if sys.stdout.isatty() else Console(width=140)  # a file or a pipe: keep the table whole
+    out = _console()
     print_report(out, results)
     own, child = _peak_memory_mb()
     child = max(child, *(r["peak_memory_mb"] for r in results.values()))
@@ -107,7 +112,7 @@ def simulate_ope(
         _fail(str(error))
     started = time.perf_counter()
     checks = check_ope(spec, workers)
-    print_check(Console(), checks, time.perf_counter() - started)
+    print_check(_console(), checks, time.perf_counter() - started)
     if json_out is not None:
         write_check(json_out, checks)
     if not all(c.within for c in checks):

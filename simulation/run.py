@@ -33,7 +33,7 @@ from service.commands import Decide, ReportSend, Respond
 from simulation.bank import Bank, generate_bank
 from simulation.learning import Learner
 from simulation.logs import DecisionLog, TargetPolicies
-from simulation.schedule import CAMPAIGN_CHANNEL, CAMPAIGN_HOUR, INBOUND, START, campaign_customers, day_visits
+from simulation.schedule import CAMPAIGN_CHANNEL, CAMPAIGN_HOUR, INBOUND, START, Visits, campaign_customers, day_visits
 from simulation.scorers import OracleScorer, PushScorer, constant_value
 from simulation.stats import PolicyStats
 from simulation.truth import ContactMemory, Truth
@@ -124,12 +124,12 @@ class _Run:
             if on_day is not None:
                 on_day(day)
 
-    async def _hour(self, day: int, hour: int, visits: object, campaign: np.ndarray | None) -> None:
+    async def _hour(self, day: int, hour: int, visits: Visits, campaign: np.ndarray | None) -> None:
         at = START + day * DAY + hour * 3600.0
         await self._deliver(at)
         self.clock.now = at
-        mask = visits.hour == hour  # type: ignore[attr-defined]
-        inbound = list(zip(visits.customer[mask].tolist(), visits.channel[mask].tolist(), strict=True))  # type: ignore[attr-defined]
+        mask = visits.hour == hour
+        inbound = list(zip(visits.customer[mask].tolist(), visits.channel[mask].tolist(), strict=True))
         await self._decide_all(day, [(c, INBOUND[ch]) for c, ch in inbound])
         if campaign is not None and hour == CAMPAIGN_HOUR:
             await self._decide_all(day, [(int(c), CAMPAIGN_CHANNEL) for c in campaign])
