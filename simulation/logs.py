@@ -7,7 +7,8 @@ offer at that position, given the same candidates (the offers that passed the ru
 policies and the budgets, as the decision scored them) and the customer's state at that moment.
 Deterministic targets (push, oracle) give 1 to their choice and 0 to the rest (`target_offer_<name>` names
 that choice, for a reward model's expectation); random gives 1/candidates.
-`first_contact` marks each customer's first decision of the run (see simulation/ope.py for why).
+`first_contact` marks each customer's first decision of the run (see simulation/ope.py for why);
+`true_probability` and `expected_reward` are the truth's (what the simulator knows and no estimator reads).
 
 >>> log = DecisionLog(TargetPolicies((), None, None, {}, []))
 >>> log.table().column_names[:3]
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 TARGETS = ("push", "oracle", "random")
 COLUMNS = ("decision_id", "customer", "day", "channel", "position", "offer_id", "reward", "accepted",
-           "logging_probability", "first_contact")  # fmt: skip
+           "logging_probability", "first_contact", "true_probability", "expected_reward")  # fmt: skip
 
 
 class TargetPolicies:
@@ -86,13 +87,16 @@ class DecisionLog:
             self.columns[f"target_offer_{t}"] = []
         self._seen: set[int] = set()
 
-    def add(self, decision: Decision, presented: PresentedOffer, row: int, reward: float, accepted: bool) -> None:
+    def add(
+        self, decision: Decision, presented: PresentedOffer, row: int, value: float, accepted: bool, p: float
+    ) -> None:
+        """One presented offer: its value, whether it was accepted, and its true probability `p`."""
         if not self.enabled:
             return
         c, ctx = self.columns, decision.context
         values = (decision.decision_id, row, int((ctx.now - START) // DAY), ctx.channel, presented.rank,
-                  presented.offer.id, float(reward), int(accepted), presented.selection_probability,
-                  row not in self._seen)  # fmt: skip
+                  presented.offer.id, value * accepted, int(accepted), presented.selection_probability,
+                  row not in self._seen, p, p * value)  # fmt: skip
         for name, value in zip(COLUMNS, values, strict=True):
             c[name].append(value)
         for name, (p, choice) in self.targets.choices(decision, presented.offer.id).items():

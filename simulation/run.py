@@ -167,7 +167,7 @@ class _Run:
             offer_id = presented.offer.id
             p = self.world.truth.probability(row, offer_id, channel, memory, at)
             accepted = bool(self.world.rng.random() < p)
-            self.log.add(decision, presented, row, accepted * self.values[offer_id], accepted)
+            self.log.add(decision, presented, row, self.values[offer_id], accepted, p)
             memory.add(at, offer_id)
             s.channels[channel] += 1
             s.count_contact(day, self.model_label, accepted=accepted, value=self.values[offer_id])
