@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.settings import Settings, redact_url
@@ -131,8 +132,10 @@ def guard_redis(settings: Settings, cache: CustomerCache) -> tuple[PrescoredFall
     return GuardedPrescored(RedisPrescoredFallback(cache.client, prefix=settings.redis_prefix), breaker), breaker
 
 
-def service_from(adapters: Adapters, settings: Settings, metrics: Metrics) -> DecisionService:
-    """The application layer on these adapters, with the settings' limits."""
+def service_from(
+    adapters: Adapters, settings: Settings, metrics: Metrics, clock: Callable[[], float] = time.time
+) -> DecisionService:
+    """The application layer on these adapters, with the settings' limits (`clock`: the simulator's)."""
     service = DecisionService(
         catalogue=adapters.catalogue,
         scorer=adapters.scorer,
@@ -148,6 +151,7 @@ def service_from(adapters: Adapters, settings: Settings, metrics: Metrics) -> De
         history_reads=adapters.history_reads,
         holds=fused_holds(adapters) if settings.redis_fused_holds else None,
         triggers=adapters.triggers,
+        clock=clock,
     )
     observe_resilience(adapters, metrics)
     observe_webhook(adapters, metrics)

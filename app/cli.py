@@ -17,6 +17,7 @@ from app.evaluation_cli import evaluation_commands
 from app.keys_cli import keys_cli
 from app.model_commands import admin_cli, models_cli
 from app.settings import Settings
+from app.simulate_cli import register as register_simulation
 from app.trigger_cli import triggers_cli
 
 cli = typer.Typer(help="Next-best-offer decision service.", no_args_is_help=True)
@@ -33,6 +34,7 @@ cli.add_typer(admin_cli, name="admin")
 cli.add_typer(keys_cli, name="keys")
 cli.registered_commands += evaluation_commands.registered_commands  # nbo evaluate, nbo replay
 cli.add_typer(triggers_cli, name="triggers")
+register_simulation(cli)  # nbo simulate, nbo simulate-ope
 
 
 @cli.command()
