@@ -20,12 +20,16 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import aiohttp
 import numpy as np
+
+from loadtests.servers import wait_ready
 
 CHANNELS = ("web", "mobile", "call_centre")
 # An API key the load generator sends, when the server needs one (NBO_AUTH=keys; bench_stack sets it).
@@ -116,34 +120,16 @@ def summarise(name: str, latencies: list[float], errors: list[int], elapsed: flo
 @contextmanager
 def spawned_server(port: int, workers: int) -> Iterator[None]:
     env = {**os.environ, "NBO_PORT": str(port), "NBO_WORKERS": str(workers)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    import urllib.request
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}")
+    with tempfile.TemporaryDirectory(prefix="nbo-bench-http-") as scratch:
+        log = Path(scratch) / "server.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve"], env=env, stdout=out, stderr=out)
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit("server not ready in time")
+            wait_ready(f"http://127.0.0.1:{port}/readyz", proc, log, timeout=120.0)
+            yield
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 def report(result: dict) -> None:
