@@ -55,6 +55,7 @@ from models.registry import ModelNotFound, ModelRegistry
 from policies.events import load_event_rules
 from policies.loader import load_catalogue, validate_catalogue
 from policies.problems import Problem
+from service.decisions import random_decision_id
 from service.metrics import Metrics
 from service.service import DecisionService
 from service.triggers import TriggerOutlets
@@ -133,9 +134,14 @@ def guard_redis(settings: Settings, cache: CustomerCache) -> tuple[PrescoredFall
 
 
 def service_from(
-    adapters: Adapters, settings: Settings, metrics: Metrics, clock: Callable[[], float] = time.time
+    adapters: Adapters,
+    settings: Settings,
+    metrics: Metrics,
+    clock: Callable[[], float] = time.time,
+    decision_ids: Callable[[], str] = random_decision_id,
 ) -> DecisionService:
-    """The application layer on these adapters, with the settings' limits (`clock`: the simulator's)."""
+    """The application layer on these adapters, with the settings' limits (`clock` and `decision_ids`: the
+    simulator's simulated time and seeded ids)."""
     service = DecisionService(
         catalogue=adapters.catalogue,
         scorer=adapters.scorer,
@@ -152,6 +158,7 @@ def service_from(
         holds=fused_holds(adapters) if settings.redis_fused_holds else None,
         triggers=adapters.triggers,
         clock=clock,
+        decision_ids=decision_ids,
     )
     observe_resilience(adapters, metrics)
     observe_webhook(adapters, metrics)

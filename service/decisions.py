@@ -50,6 +50,12 @@ class InFlightLimit:
         self.current -= 1
 
 
+def random_decision_id() -> str:
+    """A new decision's id. It also seeds the decision's exploration draws (`decisioning.engine`), so a
+    caller that needs reproducible runs (the simulator) gives the service a seeded generator instead."""
+    return f"d-{uuid.uuid4().hex}"
+
+
 class DecisionPath:
     """Makes, records and returns decisions; see the module docstring for the steps."""
 
@@ -69,8 +75,10 @@ class DecisionPath:
         max_in_flight: int = 256,
         in_flight: InFlightLimit | None = None,
         degraded: DegradedPath | None = None,
+        decision_ids: Callable[[], str] = random_decision_id,
     ) -> None:
         self.degraded = degraded
+        self.decision_ids = decision_ids
         self.catalogue = catalogue
         self.scorer = scorer
         self.holds = holds
@@ -125,7 +133,7 @@ class DecisionPath:
         lap("features")
         coarse("load")
         request = DecisionRequest(
-            f"d-{uuid.uuid4().hex}", customer, _context(command, now), command.max_offers, command.explain
+            self.decision_ids(), customer, _context(command, now), command.max_offers, command.explain
         )
         decision, reservation = await self._decide_within_budgets(request, summary, scorer)
         coarse("decide")

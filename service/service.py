@@ -32,7 +32,7 @@ from decisioning.records import HistoryEntry
 from service.budgets import BudgetReservations
 from service.commands import ApplyEvent, Decide, ReportSend, Respond
 from service.contacts import OutboundContacts
-from service.decisions import DecisionPath, InFlightLimit
+from service.decisions import DecisionPath, InFlightLimit, random_decision_id
 from service.degraded import DegradedPath
 from service.errors import InvalidInput
 from service.events import EventIntake
@@ -78,6 +78,7 @@ class DecisionService:
         max_offers_limit: int = 20,
         max_in_flight: int = 256,
         clock: Callable[[], float] = time.time,
+        decision_ids: Callable[[], str] = random_decision_id,
         fallback: PrescoredFallback | None = None,
         history_reads: ContactHistory | None = None,
         holds: CustomerHolds | None = None,
@@ -89,6 +90,7 @@ class DecisionService:
         self._history_reads = history_reads
         self.metrics = metrics or Metrics()
         self.clock = clock
+        self._decision_ids = decision_ids
         # Shared by every generation of the pieces below: a reload keeps the stores, the locks, the
         # summaries and the count of decisions in flight.
         self._budget_counter = budgets
@@ -129,6 +131,7 @@ class DecisionService:
             recorded=RecordedDecisions(self.history, catalogue),
             metrics=self.metrics,
             clock=self.clock,
+            decision_ids=self._decision_ids,
             max_offers_limit=self._max_offers_limit,
             in_flight=self._in_flight,
             # When a store is down, decide from what needs none (see service/degraded.py).

@@ -88,13 +88,13 @@ async def simulate(config: RunConfig, on_day: Callable[[int], None] | None = Non
     world = _World(bank, Truth(bank.needs), rng, [ContactMemory() for _ in bank.ids], bank.index())
     clock = SimulatedClock(START)
     stats = PolicyStats(config.policy, config.customers, config.days)
-    with seeded_decision_ids(config.seed):
-        factory = scorer_factory(config.policy, world)
-        async with wired_service(config.workdir, bank, config.policy, factory, clock, budgets=config.budgets) as wired:
-            targets = TargetPolicies(config.log_targets, wired.catalogue, world.truth, world.rows, world.memory)
-            run = _Run(config, world, wired, clock, stats, DecisionLog(targets, enabled=config.log))
-            await run.days(on_day)
-            return stats, run.log
+    factory = scorer_factory(config.policy, world)
+    async with wired_service(config.workdir, bank, config.policy, factory, clock, budgets=config.budgets,
+                             decision_ids=seeded_decision_ids(config.seed)) as wired:
+        targets = TargetPolicies(config.log_targets, wired.catalogue, world.truth, world.rows, world.memory)
+        run = _Run(config, world, wired, clock, stats, DecisionLog(targets, enabled=config.log))
+        await run.days(on_day)
+        return stats, run.log
 
 
 class _Run:

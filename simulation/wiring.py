@@ -6,9 +6,8 @@ them with the simulator's clock. Only the catalogue's arbitration settings and t
 (see `policy_catalogue`), so every policy meets the same rules, contact policies and budgets.
 
 Decision ids: the service draws them from `uuid.uuid4`, and the arbitration seeds its exploration with
-the decision id. `seeded_decision_ids` makes them a seeded sequence for the length of a run, so that a
-run is reproducible for its seed (a `new_decision_id` hook on the decision path would be cleaner; that
-file belongs to the hot path and is left alone).
+the decision id. The simulator gives the service `seeded_decision_ids` instead (`decision_ids=`), so that
+a run is reproducible for its seed.
 """
 
 from __future__ import annotations
@@ -18,17 +17,16 @@ import dataclasses
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
-import service.decisions as decision_path
 from app.bootstrap import open_adapters, service_from, warm_summaries
 from app.settings import Settings
 from decisioning.catalogue import Catalogue, ControlMode, ExplorationKind
 from decisioning.ports import Scorer
 from history.sql import SqlHistory
+from service.decisions import random_decision_id
 from service.metrics import Metrics
 from service.service import DecisionService
 from simulation.bank import Bank
@@ -87,7 +85,7 @@ def settings_for(workdir: Path) -> Settings:
 @contextlib.asynccontextmanager
 async def wired_service(
     workdir: Path, bank: Bank, policy: str, scorer: Callable[[Catalogue], Scorer] | None, clock: SimulatedClock,
-    *, budgets: bool = True,
+    *, budgets: bool = True, decision_ids: Callable[[], str] = random_decision_id,
 ) -> AsyncIterator[Wired]:
     """The service for one policy, its features loaded and every summary warm; closed on exit."""
     settings = settings_for(workdir)
@@ -100,20 +98,14 @@ async def wired_service(
     assert isinstance(adapters.history, SqlHistory)
     await adapters.cache.put_features(list(zip(bank.ids, bank.features, strict=True)), at=clock.now)
     await warm_summaries(adapters.cache, adapters.history, list(bank.ids))  # type: ignore[arg-type]
-    service = service_from(adapters, settings, Metrics(), clock=clock)
+    service = service_from(adapters, settings, Metrics(), clock=clock, decision_ids=decision_ids)
     try:
         yield Wired(service, settings, catalogue, adapters.history)
     finally:
         await service.close()
 
 
-@contextlib.contextmanager
-def seeded_decision_ids(seed: int) -> Iterator[None]:
-    """Decision ids from a seeded generator for the duration (see the module doc)."""
+def seeded_decision_ids(seed: int) -> Callable[[], str]:
+    """Decision ids from a seeded generator, in the service's own form (see the module doc)."""
     rng = random.Random(seed)
-    original = decision_path.uuid
-    decision_path.uuid = SimpleNamespace(uuid4=lambda: uuid.UUID(int=rng.getrandbits(128), version=4))  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        decision_path.uuid = original
+    return lambda: f"d-{uuid.UUID(int=rng.getrandbits(128), version=4).hex}"
