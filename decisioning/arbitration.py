@@ -18,6 +18,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -28,8 +30,12 @@ from decisioning.contact_policy import Headroom
 THOMPSON_DRAWS = 256
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
+    """An offer that survived the rules and contact policies, with the factors of its priority.
+
+    A named tuple, not a frozen dataclass: every decision builds one per surviving offer (~0.3 µs
+    instead of ~2.5 µs each)."""
+
     offer: Offer
     propensity: float
     value: float
@@ -46,8 +52,7 @@ class Candidate:
         return self.propensity * self.value * self.lever * self.context_weight * self.boost
 
 
-@dataclass(frozen=True, slots=True)
-class Selection:
+class Selection(NamedTuple):
     candidate: Candidate
     rank: int
     selection_probability: float
@@ -76,10 +81,27 @@ def in_control_group(customer_id: str, settings: ArbitrationSettings, now: float
 def _period(settings: ArbitrationSettings, now: float) -> str:
     if settings.control_period == "fixed":
         return ""
-    local = datetime.fromtimestamp(now, ZoneInfo(settings.timezone))
+    key = (settings.timezone, settings.control_period)
+    known = _PERIODS.get(key)
+    if known is not None and known[0] <= now < known[1]:
+        return known[2]
+    zone = ZoneInfo(settings.timezone)
+    local = datetime.fromtimestamp(now, zone)
     if settings.control_period == "quarter":
-        return f"{local.year}-Q{(local.month - 1) // 3 + 1}"
-    return f"{local.year}-{local.month:02d}"
+        first_month = (local.month - 1) // 3 * 3 + 1
+        label, months = f"{local.year}-Q{(local.month - 1) // 3 + 1}", 3
+    else:
+        first_month, label, months = local.month, f"{local.year}-{local.month:02d}", 1
+    # The period's bounds in UTC, from the local wall clock, so that the next decision in the same
+    # period skips the time-zone conversion (~10 µs): the label only changes at a bound.
+    start = datetime(local.year, first_month, 1, tzinfo=zone).timestamp()
+    year, month = divmod(first_month - 1 + months, 12)
+    end = datetime(local.year + year, month + 1, 1, tzinfo=zone).timestamp()
+    _PERIODS[key] = (start, end, label)
+    return label
+
+
+_PERIODS: dict[tuple[str, str], tuple[float, float, str]] = {}
 
 
 def arbitrate(
@@ -97,7 +119,7 @@ def arbitrate(
     >>> arbitrate([Candidate(offer, 0.1, 100.0, 1.0, 1.0)], 1, ArbitrationSettings()).selected[0].rank  # doctest: +SKIP
     1
     """
-    ordered = sorted(candidates, key=lambda c: (not c.pinned, -c.priority, c.offer.id))
+    ordered = sorted(candidates, key=_rank)
     if control and settings.control_mode is ControlMode.NONE:
         return ArbitrationResult(
             (), {c.offer.id: "control group: no marketing offer" for c in ordered}, "control_none"
@@ -105,15 +127,22 @@ def arbitrate(
     chooser = _Chooser(ordered, settings, control, seed)
     slots = _Slots(settings.max_per_group, headroom, max_offers)
     selected: list[Selection] = []
-    while len(selected) < max_offers:
-        feasible = [c for c in ordered if c.offer.id not in chooser.taken and slots.fits(c)]
-        if not feasible:
-            break
+    # A candidate that does not fit now never fits later (slots only fill up), and a chosen one is gone:
+    # each rank filters what was feasible at the rank before, not every candidate again.
+    feasible = [c for c in ordered if slots.fits(c)]
+    while feasible and len(selected) < max_offers:
         pick, probability = chooser.choose(feasible)
         slots.take(pick)
         selected.append(Selection(pick, len(selected) + 1, probability))
+        if len(selected) < max_offers:
+            feasible = [c for c in feasible if c is not pick and slots.fits(c)]
     passed_over = _passed_over(ordered, chooser.taken, slots, max_offers) if explain else {}
     return ArbitrationResult(tuple(selected), passed_over, chooser.mode)
+
+
+def _rank(c: Candidate) -> tuple[bool, float, str]:
+    """Pinned offers first, then by priority, ties by offer id: the same inputs, the same ranking."""
+    return (not c.pinned, -c.priority, c.offer.id)
 
 
 def choice_probabilities(
@@ -134,7 +163,7 @@ def choice_probabilities(
     >>> choice_probabilities([Candidate(offer, 0.1, 100.0, 1.0, 1.0)], ["o"], ArbitrationSettings())  # doctest: +SKIP
     [{'o': 1.0}]
     """
-    ordered = sorted(candidates, key=lambda c: (not c.pinned, -c.priority, c.offer.id))
+    ordered = sorted(candidates, key=_rank)
     if control and settings.control_mode is ControlMode.NONE:
         return [{} for _ in path]
     chooser = _Chooser(ordered, settings, control, seed)
@@ -167,7 +196,17 @@ class _Slots:
         self.used: Counter[str] = Counter()
 
     def fits(self, c: Candidate) -> bool:
-        return self.why_not(c) is None
+        """`why_not(c) is None`, without building the reason (the arbitration asks this of every candidate)."""
+        offer = c.offer
+        if self.max_per_group is not None and self.groups[offer.group] >= self.max_per_group:
+            return False
+        caps = self.by_offer.get(offer.id)
+        if caps:
+            used = self.used
+            for h in caps:
+                if used[h.policy_id] >= h.remaining:
+                    return False
+        return True
 
     def why_not(self, c: Candidate) -> str | None:
         group = c.offer.group
@@ -189,12 +228,17 @@ class _Chooser:
 
     def __init__(self, ordered: list[Candidate], settings: ArbitrationSettings, control: bool, seed: int) -> None:
         self.settings = settings
-        # Python's generator for the cheap draws (a numpy Generator costs ~20 µs to create per decision).
-        self.rng = random.Random(seed)
+        self.seed = seed
         self.taken: set[str] = set()
         self.mode = "control" if control else _mode(settings)
         if self.mode == "thompson":
             self.samples = _thompson_samples(ordered, settings.thompson_strength, np.random.default_rng(seed))
+
+    @cached_property
+    def rng(self) -> random.Random:
+        # Python's generator for the cheap draws (a numpy Generator costs ~20 µs to create per decision),
+        # made only when a draw is needed (greedy decisions draw nothing).
+        return random.Random(self.seed)
 
     def choose(self, feasible: list[Candidate]) -> tuple[Candidate, float]:
         pinned = [c for c in feasible if c.pinned]

@@ -13,9 +13,10 @@ integer operations and rule evaluations instead of hundreds of per-offer checks:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 from weakref import WeakKeyDictionary
 
 from decisioning.catalogue import Catalogue, Offer, Rule, RuleClass
@@ -41,6 +42,10 @@ class Plan:
     dated: tuple[int, ...]  # indices of offers with a start or an end
     channel_bits: MappingProxyType[str, int]
     rules: tuple[GuardRule, ...]
+    # The rules as the no-explanation path runs them: (bits, slot, rule, its compiled function), where
+    # equal texts share a slot (each distinct expression is evaluated once per decision); `slots` counts them.
+    fast_rules: tuple[tuple[int, int, Rule, Callable[..., Any]], ...]
+    slots: int
     constant_values: tuple[float | None, ...]  # per offer; None: an expression evaluated per decision
 
     def active_bits(self, now: float) -> int:
@@ -71,6 +76,8 @@ def _build(catalogue: Catalogue) -> Plan:
     offers = catalogue.offers
     undated = sum(1 << i for i, o in enumerate(offers) if o.start is None and o.end is None)
     channels = {c: sum(1 << i for i, o in enumerate(offers) if c in o.treatments) for c in catalogue.channels}
+    rules = _guard_rules(offers)
+    slots: dict[str, int] = {}
     return Plan(
         offers=offers,
         index=MappingProxyType({o.id: i for i, o in enumerate(offers)}),
@@ -78,7 +85,12 @@ def _build(catalogue: Catalogue) -> Plan:
         undated=undated,
         dated=tuple(i for i in range(len(offers)) if not undated >> i & 1),
         channel_bits=MappingProxyType(channels),
-        rules=_guard_rules(offers),
+        rules=rules,
+        fast_rules=tuple(
+            (g.members, slots.setdefault(g.rule.compiled.text, len(slots)), g.rule, g.rule.compiled.online)
+            for g in rules
+        ),
+        slots=len(slots),
         constant_values=tuple(_constant(o) for o in offers),
     )
 

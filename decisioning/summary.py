@@ -21,6 +21,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from operator import itemgetter
 
 import orjson
 
@@ -69,6 +70,13 @@ class HistorySummary:
 # the events of the summary are used as they are and only implicit ignores are made anew.
 Happening = ContactEvent
 
+# Enum members read once: `Outcome.SENT` is a class attribute lookup through the enum's metaclass (~0.2 µs).
+_SENT, _SELECTED, _IGNORED = Outcome.SENT, Outcome.SELECTED, Outcome.IGNORED
+_NOT_DISPLAYED = Outcome.NOT_DISPLAYED
+_CONTACTS = CONTACT_OUTCOMES
+_SETTLING = RESPONSE_OUTCOMES | {Outcome.NOT_DISPLAYED}
+_AT = itemgetter(0)  # ContactEvent.at
+
 
 class HistoryView:
     """What a customer's history says at time `now`, with per-offer response windows applied.
@@ -103,63 +111,64 @@ class HistoryView:
         return events
 
     @cached_property
-    def _released(self) -> set[tuple[str | None, str]]:
-        """(decision, offer) of the contacts the channel reported `not_displayed`."""
-        return {(e.decision_id, e.offer_id) for e in self._past if e.outcome is Outcome.NOT_DISPLAYED}
-
-    @cached_property
     def _settled(self) -> set[tuple[str | None, str]]:
-        """(decision, offer) of the contacts that were released or answered."""
-        answered = {(e.decision_id, e.offer_id) for e in self._past if e.outcome in RESPONSE_OUTCOMES}
-        return self._released | answered
+        """(decision, offer) of the contacts that were released (`not_displayed`) or answered."""
+        return {(e.decision_id, e.offer_id) for e in self._past if e.outcome in _SETTLING}
 
     @cached_property
     def happenings(self) -> tuple[Happening, ...]:
-        """Every effective event up to `now`, oldest first."""
-        released = self._released
-        out = [
-            e
-            for e in self._past
-            if e.outcome is not Outcome.NOT_DISPLAYED
-            and e.outcome is not Outcome.SELECTED
-            and not (released and e.outcome in CONTACT_OUTCOMES and (e.decision_id, e.offer_id) in released)
-        ]
-        pending = self._pending_selections()
-        if pending:
+        """Every effective event up to `now`, oldest first.
+
+        One pass over the past with what it needs from a first one (the released, answered and sent
+        contacts): this runs on every decision, over tens of events.
+        """
+        past = self._past
+        released: set[tuple[str | None, str]] = set()
+        settled: set[tuple[str | None, str]] = set()
+        sent: set[tuple[str | None, str]] = set()
+        for e in past:
+            outcome = e.outcome
+            if outcome in _SETTLING:
+                settled.add((e.decision_id, e.offer_id))
+                if outcome is _NOT_DISPLAYED:
+                    released.add((e.decision_id, e.offer_id))
+            elif outcome is _SENT:
+                sent.add((e.decision_id, e.offer_id))
+        self.__dict__["_settled"] = settled
+        now, window_of, confirmation_of = self.now, self._window, self._confirmation
+        windows: dict[str, float | None] = {}
+        out: list[Happening] = []
+        pending: list[Happening] = []  # outbound selections not yet confirmed nor expired, as their sends
+        ignores: list[Happening] = []  # contacts unanswered past their offer's response window
+        for e in past:
+            outcome = e.outcome
+            if outcome in _CONTACTS:
+                key = (e.decision_id, e.offer_id)
+                if key in released:
+                    continue
+                out.append(e)
+                if key in settled:
+                    continue
+                offer_id = e.offer_id
+                if offer_id in windows:
+                    window = windows[offer_id]
+                else:
+                    window = windows[offer_id] = window_of(offer_id)
+                if window is not None and e.at + window <= now:
+                    ignores.append(Happening(e.at + window, offer_id, e.group, e.channel, _IGNORED, e.decision_id))
+            elif outcome is _SELECTED:
+                period = confirmation_of(e.channel)
+                if (e.decision_id, e.offer_id) in sent or period is None or e.at + period <= now:
+                    continue
+                pending.append(Happening(e.at, e.offer_id, e.group, e.channel, _SENT, e.decision_id))
+            elif outcome is not _NOT_DISPLAYED:
+                out.append(e)
+        if pending or ignores:
+            # A stable sort: at equal times the recorded events come first, then the sends, then the ignores.
             out.extend(pending)
-            out.sort(key=lambda h: h.at)
-        ignores = self._implicit_ignores()
-        if ignores:
             out.extend(ignores)
-            out.sort(key=lambda h: h.at)
+            out.sort(key=_AT)
         return tuple(out)
-
-    def _pending_selections(self) -> list[Happening]:
-        """Outbound selections not yet confirmed nor expired, as the sends they stand for."""
-        selections = [e for e in self._past if e.outcome is Outcome.SELECTED]
-        if not selections:
-            return []
-        sent = {(e.decision_id, e.offer_id) for e in self._past if e.outcome is Outcome.SENT}
-        pending = []
-        for e in selections:
-            period = self._confirmation(e.channel)
-            if (e.decision_id, e.offer_id) in sent or period is None or e.at + period <= self.now:
-                continue
-            pending.append(ContactEvent(e.at, e.offer_id, e.group, e.channel, Outcome.SENT, e.decision_id))
-        return pending
-
-    def _implicit_ignores(self) -> list[Happening]:
-        ignores = []
-        settled = self._settled
-        for e in self._past:
-            if e.outcome not in CONTACT_OUTCOMES or (e.decision_id, e.offer_id) in settled:
-                continue
-            window = self._window(e.offer_id)
-            if window is not None and e.at + window <= self.now:
-                ignores.append(
-                    ContactEvent(e.at + window, e.offer_id, e.group, e.channel, Outcome.IGNORED, e.decision_id)
-                )
-        return ignores
 
     def times(
         self,

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 FeatureValue = float | int | str | bool | None
 
@@ -74,12 +74,15 @@ class CustomerFeatures:
     stale: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class ContactEvent:
+class ContactEvent(NamedTuple):
     """One entry of a customer's history summary: a contact or a response to one.
 
     A response carries the `decision_id` of the contact it answers (the service attributes a response
     given by customer and offer to the latest contact of that offer, whatever its channel).
+
+    A named tuple rather than a frozen dataclass: every decision decodes a summary of tens of these and
+    derives more (implicit ignores), and a tuple is built in ~0.3 µs where a frozen slotted dataclass
+    takes ~1.7 µs (one `object.__setattr__` per field).
     """
 
     at: float
@@ -95,4 +98,15 @@ class ContactEvent:
     @classmethod
     def from_row(cls, row: list[Any] | tuple[Any, ...]) -> ContactEvent:
         at, offer_id, group, channel, outcome, decision_id = row
-        return cls(float(at), offer_id, group, channel, Outcome(outcome), decision_id)
+        return cls(float(at), offer_id, group, channel, outcome_of(outcome), decision_id)
+
+
+_OUTCOMES_BY_VALUE: dict[str, Outcome] = {o.value: o for o in Outcome}
+
+
+def outcome_of(value: str) -> Outcome:
+    """`Outcome(value)` without the enum machinery's call (~0.5 µs): a dict read, the same ValueError."""
+    try:
+        return _OUTCOMES_BY_VALUE[value]
+    except (KeyError, TypeError):
+        return Outcome(value)

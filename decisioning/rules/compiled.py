@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +118,17 @@ class CompiledRule:
             return self._online(env.features, env.context, env.history)
         except Exception as err:
             raise self._error(err) from err
+
+    @property
+    def online(self) -> Callable[[Mapping[str, FeatureValue], Context, HistoryView | None], Any]:
+        """The compiled function itself, `fn(features, context, history)`, for a caller that evaluates
+        many rules in one loop (the decision's rule stage): it may raise any exception, which
+        `error(exc)` turns into the RuleError `evaluate` would have raised."""
+        return self._online
+
+    def error(self, err: Exception) -> RuleError:
+        """The RuleError `evaluate` raises for an exception raised by `online`."""
+        return self._error(err)
 
     def evaluate_columns(self, columns: Mapping[str, np.ndarray | FeatureValue], n: int) -> np.ndarray:
         """The rule over n rows at once: a bool array, or a float64 array for a number rule.
