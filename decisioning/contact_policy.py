@@ -24,8 +24,9 @@ segment and to some offers or groups. The exact semantics, pinned by tests/unit/
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -33,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 from decisioning.catalogue import CalendarUnit, ContactPolicy, Level, Offer, Window, WindowKind
 from decisioning.rules import RuleEnv, RuleError
-from decisioning.summary import Happening, HistoryView
+from decisioning.summary import HistoryView
 from decisioning.types import DAY, Outcome
 
 ALL = "*"  # the one scope of a policy at the level of all marketing offers
@@ -143,7 +144,8 @@ def _apply(
     start = window_start(policy.window, now, timezone)  # the same for every scope of the policy
     for scope, members in _scopes(policy.level, targets, by_scope).items():
         times = by_scope.get(scope, ())
-        now_count = sum(1 for t in times if start <= t <= now)
+        # `times` is in time order: the count in [start, now] by bisection.
+        now_count = bisect_right(times, now) - bisect_left(times, start)
         if policy.suppress_days is None:
             count, until = now_count, None
         else:
@@ -174,30 +176,29 @@ def _times_by_scope(
     policy: ContactPolicy, view: HistoryView, service_offers: frozenset[str]
 ) -> dict[str, list[float]]:
     """One pass over the history: matching event times per scope (offer id, group or ALL), oldest first."""
-    counted = _counted_filter(policy, service_offers)
     found = view.matching(policy.outcomes, channels=policy.channels)
-    if counted is not None:
-        found = [h for h in found if counted(h)]
-    out: dict[str, list[float]] = defaultdict(list)
-    if policy.level is Level.OFFER:
-        for h in found:
-            out[h.offer_id].append(h.at)
-    elif policy.level is Level.GROUP:
-        for h in found:
-            out[h.group].append(h.at)
-    elif found:
-        out[ALL] = [h.at for h in found]
-    return out
-
-
-def _counted_filter(policy: ContactPolicy, service_offers: frozenset[str]) -> Callable[[Happening], bool] | None:
-    if policy.offers or policy.groups:
-        return lambda h: h.offer_id in policy.offers or h.group in policy.groups
-    if policy.level is Level.ALL:
+    if not found:
+        return {}
+    # Which happenings count (written out per case: this runs for every policy of every decision).
+    offers, groups = policy.offers, policy.groups
+    if offers or groups:
+        found = [h for h in found if h.offer_id in offers or h.group in groups]
+    elif policy.level is Level.ALL:
         # Global fatigue counts marketing contacts only; the history may name offers the catalogue no
         # longer has, and those were marketing offers when they were made.
-        return lambda h: h.offer_id not in service_offers
-    return None  # every matching happening counts
+        found = [h for h in found if h.offer_id not in service_offers]
+    if policy.level is Level.ALL:
+        return {ALL: [h.at for h in found]} if found else {}
+    out: dict[str, list[float]] = {}
+    by_offer = policy.level is Level.OFFER
+    for h in found:
+        scope = h.offer_id if by_offer else h.group
+        times = out.get(scope)
+        if times is None:
+            out[scope] = [h.at]
+        else:
+            times.append(h.at)
+    return out
 
 
 def _latest_trigger(

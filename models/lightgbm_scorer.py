@@ -65,6 +65,7 @@ class LightGBMScorer:
         required = engine == "lleaves"
         self._compiled = None if engine == "lightgbm" else _compile(model_file, cache_dir, required)
         self.engine = "lleaves" if self._compiled is not None else "lightgbm"
+        self._entry = _entry_point(self._compiled)
 
     @classmethod
     def load(cls, directory: Path, **options: Any) -> LightGBMScorer:
@@ -83,6 +84,14 @@ class LightGBMScorer:
 
     def predict_raw(self, rows: np.ndarray) -> np.ndarray:
         """The model's uncalibrated probabilities for encoded rows."""
+        entry = self._entry
+        if entry is not None and rows.dtype == np.float64 and rows.ndim == 2 and rows.flags.c_contiguous:
+            function, width = entry
+            n = rows.shape[0]
+            if rows.shape[1] == width and 0 < n < 2**31 - 1:
+                out = np.zeros(n)
+                function(rows.ctypes.data, out.ctypes.data, 0, n)
+                return out
         if self._compiled is not None:
             return self._compiled.predict(rows, n_jobs=1)
         return self._booster.predict(rows, num_threads=1)
@@ -140,6 +149,29 @@ def _compile(model_file: Path, cache_dir: Path | None, required: bool) -> Any:
         if required:
             raise
         log.warning("lleaves compilation failed for %s; predicting with LightGBM", model_file, exc_info=True)
+        return None
+
+
+def _entry_point(compiled: Any) -> tuple[Any, int] | None:
+    """The compiled model's native function, callable with raw addresses, and its row width.
+
+    lleaves' own `predict` checks and converts its input and builds ctypes pointers on every call (~15 µs,
+    as long as scoring the rows themselves for a decision's ~15 candidates); the service's rows are
+    already C-contiguous float64 of the model's width, so they go straight to the same native function.
+    None (use `predict`) when this lleaves does not expose it as expected: a single-output fp64 model.
+    """
+    if compiled is None:
+        return None
+    try:
+        import ctypes
+
+        if not compiled.use_fp64 or compiled.num_model_per_iteration() != 1:
+            return None
+        address = ctypes.cast(compiled._c_entry_func, ctypes.c_void_p).value
+        kind = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32)
+        return kind(address), int(compiled.num_feature())
+    except Exception:  # a different lleaves: its own predict still works
+        log.debug("lleaves entry point unavailable; using Model.predict", exc_info=True)
         return None
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import ast
 import math
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 import numpy as np
 
@@ -37,9 +39,11 @@ class HistoryCall:
     channels: tuple[str, ...] | None
     seconds: float | None
     _outcomes: frozenset[Outcome] = field(init=False, repr=False, compare=False)
+    _channels: frozenset[str] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_outcomes", frozenset(Outcome(o) for o in self.outcomes))
+        object.__setattr__(self, "_channels", None if self.channels is None else frozenset(self.channels))
 
     @property
     def key(self) -> str:
@@ -61,11 +65,17 @@ class HistoryCall:
         """
         if view is None:
             return math.inf if self.function == "days_since" else 0.0
-        where = {"offer_id": self.offer, "group": self.group, "channels": self.channels}
+        # The view's own query, asked directly (no keyword dict per call: rules call this on every decision).
+        found = view.matching(self._outcomes, offer_id=self.offer, group=self.group, channels=self._channels)
         if self.function == "days_since":
-            return view.days_since(self._outcomes, **where)
-        since = None if self.seconds is None else view.now - self.seconds
-        return float(view.count(self._outcomes, since=since, **where))
+            return (view.now - found[-1].at) / DAY if found else math.inf
+        if self.seconds is None:
+            return float(len(found))
+        since = view.now - self.seconds
+        return float(len(found) - bisect_left(found, since, key=_AT))
+
+
+_AT = attrgetter("at")
 
 
 def history_columns(calls: Iterable[HistoryCall], views: Sequence[HistoryView]) -> dict[str, np.ndarray]:

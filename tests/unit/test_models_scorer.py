@@ -57,6 +57,21 @@ def test_compiled_and_lightgbm_predictions_agree_on_random_rows(compiled):
     assert np.max(np.abs(compiled.predict_raw(rows) - compiled.predict_lightgbm(rows))) <= 1e-9
 
 
+def test_the_native_entry_point_gives_lleaves_own_predictions_and_odd_arrays_take_its_predict(compiled):
+    rows = random_rows(compiled, 300, seed=4)
+    assert compiled._entry is not None  # the fast path is the one under test
+    own = compiled._compiled.predict(rows, n_jobs=1)
+    assert np.array_equal(compiled.predict_raw(rows), own)
+    assert np.array_equal(compiled.predict_raw(rows[:1]), own[:1])
+    strided = np.asfortranarray(rows)  # not C-contiguous: lleaves' own predict copies it
+    assert np.array_equal(compiled.predict_raw(strided), own)
+    assert np.array_equal(
+        compiled.predict_raw(rows.astype(np.float32)), compiled._compiled.predict(rows.astype(np.float32), n_jobs=1)
+    )
+    with pytest.raises(ValueError, match="dimension"):  # the wrong width is still refused, never read past
+        compiled.predict_raw(rows[:, :-1].copy())
+
+
 def test_scores_without_compilation_match_the_compiled_ones(model_dir, compiled):
     plain = LightGBMScorer.load(model_dir, compiled=False)
     customer, context = CustomerFeatures("c-1", {"age": 33, "card_spend_30d": 900.0}), Context("web", NOW)
