@@ -25,7 +25,6 @@ segment and to some offers or groups. The exact semantics, pinned by tests/unit/
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -142,7 +141,8 @@ def _apply(
     headroom: list[Headroom],
 ) -> None:
     start = window_start(policy.window, now, timezone)  # the same for every scope of the policy
-    for scope, members in _scopes(policy.level, targets, by_scope).items():
+    limits = _limits_this_decision(policy)
+    for scope, members in _scopes(policy.level, targets, by_scope, every=limits or policy.threshold < 1).items():
         times = by_scope.get(scope, ())
         # `times` is in time order: the count in [start, now] by bisection.
         now_count = bisect_right(times, now) - bisect_left(times, start)
@@ -152,19 +152,29 @@ def _apply(
             count, until = _latest_trigger(policy, times, now, timezone)
         if count >= policy.threshold and (until is None or until > now):
             _suppress(policy, scope, count, until, members, targets, suppressed)
-        elif _limits_this_decision(policy):
+        elif limits:
             headroom.append(Headroom(policy.id, frozenset(o.id for o in members), policy.threshold - now_count))
 
 
-def _scopes(level: Level, targets: list[Offer], by_scope: dict[str, list[float]]) -> dict[str, list[Offer]]:
-    """The scopes to check: at offer level only offers with counted events (the rest count 0)."""
+def _scopes(
+    level: Level, targets: list[Offer], by_scope: dict[str, list[float]], *, every: bool = True
+) -> dict[str, list[Offer]]:
+    """The scopes to check, in the order of the targets. At offer level, and when not `every` (the policy
+    neither shares out a cap nor could fire on a count of 0), only the scopes with counted events: the
+    rest count 0, which suppresses nothing."""
     if level is Level.OFFER:
         return {o.id: [o] for o in targets if o.id in by_scope}
     if level is Level.ALL:
         return {ALL: targets}
-    scopes: dict[str, list[Offer]] = defaultdict(list)
+    scopes: dict[str, list[Offer]] = {}
     for offer in targets:
-        scopes[offer.group].append(offer)
+        group = offer.group
+        if every or group in by_scope:
+            members = scopes.get(group)
+            if members is None:
+                scopes[group] = [offer]
+            else:
+                members.append(offer)
     return scopes
 
 

@@ -46,6 +46,11 @@ class Plan:
     # equal texts share a slot (each distinct expression is evaluated once per decision); `slots` counts them.
     fast_rules: tuple[tuple[int, int, Rule, Callable[..., Any]], ...]
     slots: int
+    # The same rules merged by text, in the order of their first guard: (bits of every offer any of them
+    # guards, the compiled function). Which offers survive does not depend on the order (rules have no
+    # side effects), only which failure is noted first: the merged table is for decisions whose rules
+    # all evaluate, and the first failure sends the decision back to `fast_rules`.
+    merged_rules: tuple[tuple[int, Callable[..., Any]], ...]
     constant_values: tuple[float | None, ...]  # per offer; None: an expression evaluated per decision
 
     def active_bits(self, now: float) -> int:
@@ -91,6 +96,7 @@ def _build(catalogue: Catalogue) -> Plan:
             for g in rules
         ),
         slots=len(slots),
+        merged_rules=_merged(rules),
         constant_values=tuple(_constant(o) for o in offers),
     )
 
@@ -105,6 +111,16 @@ def _guard_rules(offers: tuple[Offer, ...]) -> tuple[GuardRule, ...]:
             first.setdefault(key, rule)
     order = sorted(first, key=lambda k: (_CLASS_ORDER[first[k].rule_class], not k[1].startswith("group:")))
     return tuple(GuardRule(first[k], members[k]) for k in order)
+
+
+def _merged(rules: tuple[GuardRule, ...]) -> tuple[tuple[int, Callable[..., Any]], ...]:
+    members: dict[str, int] = {}
+    functions: dict[str, Callable[..., Any]] = {}
+    for guard in rules:
+        text = guard.rule.compiled.text
+        members[text] = members.get(text, 0) | guard.members
+        functions.setdefault(text, guard.rule.compiled.online)
+    return tuple((members[text], functions[text]) for text in members)
 
 
 def _constant(offer: Offer) -> float | None:
