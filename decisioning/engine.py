@@ -262,9 +262,10 @@ class _Run:
             hit = alive & guard.members
             if hit and not self._holds(guard.rule):
                 alive ^= hit
-                if self.request.explain:
-                    for i in indices(hit):
-                        self._drop_by_rule(self.plan.offers[i], guard.rule)
+                # One explanation per rule, shared by every offer it drops (a group's rule drops many).
+                stage, reason, failure = self._rule_drop(guard.rule)
+                for i in indices(hit):
+                    self._drop(self.plan.offers[i], stage, reason, rule=failure)
         return alive
 
     def _filter_rules_fast(self, alive: int) -> int:
@@ -320,8 +321,8 @@ class _Run:
             self._rule_results[key] = result
         return result is True
 
-    def _drop_by_rule(self, offer: Offer, rule: Rule) -> None:
-        """Explain a drop by a rule: its text, the values it read and which of them were defaults."""
+    def _rule_drop(self, rule: Rule) -> tuple[Stage, str, RuleFailure]:
+        """Why a false rule drops its offers: its text, the values it read and which of them were defaults."""
         result = self._rule_results.get(rule.compiled.text)
         error = result.message if isinstance(result, RuleError) else None
         values = _safe_explain(rule, self.env)
@@ -330,7 +331,7 @@ class _Run:
         reason = f"{rule.rule_class.value} rule '{rule.name}' of {rule.owner} is false: {rule.text}"
         if defaulted:
             reason += f" (decided on default values for missing data: {', '.join(defaulted)})"
-        self._drop(offer, Stage(rule.rule_class.value), reason, rule=failure)
+        return Stage(rule.rule_class.value), reason, failure
 
     def filter_policies(self, alive: int, exhausted: frozenset[str]) -> list[Offer]:
         offers = [self.plan.offers[i] for i in indices(alive)]

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from decisioning.contact_policy import Suppression
 from decisioning.types import FeatureValue
@@ -39,8 +39,10 @@ class RuleFailure:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class CandidateExplanation:
+class CandidateExplanation(NamedTuple):
+    """Why one candidate ended where it did. A named tuple: an explained decision builds one per offer
+    of the catalogue (~0.3 µs each instead of ~2 µs for a frozen dataclass)."""
+
     offer_id: str
     stage: Stage
     reason: str

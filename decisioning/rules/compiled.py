@@ -92,7 +92,7 @@ class CompiledRule:
     """
 
     __slots__ = (
-        "_online", "_readers", "_typed", "_vector",
+        "_calls", "_online", "_readers", "_typed", "_vector",
         "history_calls", "inputs", "kind", "names", "text", "where",
     )
 
@@ -106,6 +106,7 @@ class CompiledRule:
         self._typed = typed
         self._readers = _input_types(checked)
         self._online = build_online(checked.root, kind)
+        self._calls = {call.key: call for call in self.history_calls}  # by input key, for `explain`
         self._vector = build_vector(checked.root, kind)
 
     def evaluate(self, env: RuleEnv) -> bool | float:
@@ -170,9 +171,9 @@ class CompiledRule:
         return {key: None if isinstance(v, float) and math.isnan(v) else v for key, v in values.items()}
 
     def _read(self, env: RuleEnv, key: str, kind: T) -> Any:
-        calls = {call.key: call for call in self.history_calls}
-        if key in calls:
-            return calls[key].evaluate(env.history)
+        call = self._calls.get(key)
+        if call is not None:
+            return call.evaluate(env.history)
         if key.startswith("context:"):
             raw = env.context.attributes.get(key.removeprefix("context:"))
         elif key in ("channel", "placement", "intent", "now"):
