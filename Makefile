@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: run test install services lint bench bench-core bench-http bench-batch bench-train demo clean
+.PHONY: run test install services lint bench bench-core bench-core-instructions bench-http bench-batch bench-train demo clean
 
 run: install ## install, build the demo bank (once), serve on http://127.0.0.1:8000
 	$(BIN)/nbo demo
@@ -32,6 +32,9 @@ lint: install
 
 bench-core: install ## decisions/s of the pure core: 100 offers, 200-tree LightGBM model, one core
 	OMP_NUM_THREADS=1 taskset -c 0 $(BIN)/python -m loadtests.bench_core
+
+bench-core-instructions: install ## the core's instructions per decision under valgrind's callgrind: the same count whatever the load
+	$(BIN)/python -m loadtests.bench_core --instructions --decisions 300
 
 bench-http: install ## p50/p99 of POST /v1/decisions at a fixed rate, embedded default
 	$(BIN)/python -m loadtests.bench_http

@@ -158,3 +158,12 @@ def test_results_json_holds_rounds_medians_goals_and_meta(tmp_path: Path) -> Non
     assert {(m["server"], m["phase"]) for m in document["medians"]} == {(r.server, r.phase) for r in rows}
     assert {g["name"] for g in document["goals"]} == {g.name for g in checks}
     assert document["meta"]["rounds"] == 3 and "finished_at" in document["meta"]
+
+
+def test_the_instruction_count_is_read_from_a_callgrind_file_and_anything_else_is_refused():
+    from loadtests.bench_core import callgrind_total
+
+    assert callgrind_total("version: 1\ncreator: callgrind-3.19.0\nevents: Ir\nsummary: 1523210836\n") == 1523210836
+    assert callgrind_total("events: Ir\nfn=main\n16 3\ntotals: 42\n") == 42
+    with pytest.raises(ValueError, match="not a callgrind output"):
+        callgrind_total("Ir 1,523,210,836 (100.0%) PROGRAM TOTALS")
