@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.admin import admin_router
 from app.auth import install_auth_handlers, open_auth
 from app.console import mount_console
+from app.decision_endpoint import DecisionEndpoint
 from app.errors import error_kind, error_response
 from app.metrics import MetricsMiddleware
 from app.reloading import Reloader, watching
@@ -85,6 +86,8 @@ def create_app(settings: Settings | None = None, service_factory: ServiceFactory
     app.include_router(trigger_router)
     _install_error_handlers(app)
     install_auth_handlers(app, _count)
+    if settings.fast_decisions:
+        app.add_middleware(DecisionEndpoint)  # innermost: inside the body limit and the metrics
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
