@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     trigger_webhook_backoff_seconds: float = Field(0.5, gt=0, le=60)
     trigger_webhook_timeout_seconds: float = Field(5.0, gt=0, le=120)
 
+    # FastAPI's native OpenTelemetry (traces, metrics, logs to the globally configured providers); off: Prometheus.
+    opentelemetry: bool = False
     log_level: str = "INFO"
     access_log: bool = False
 

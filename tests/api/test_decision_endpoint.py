@@ -205,3 +205,12 @@ async def test_an_error_while_deciding_goes_to_the_app_s_handler_or_up(monkeypat
     error = RuntimeError("bug")  # the catch-all handler is the outermost middleware's: raised up to it
     with pytest.raises(RuntimeError):
         await call(endpoint, app, valid, {b"content-type": b"application/json"})
+
+
+def test_fastapi_s_opentelemetry_is_off_unless_asked_for():
+    from app.main import create_app
+    from app.settings import Settings
+
+    off, on = create_app(Settings(environment="test")), create_app(Settings(environment="test", opentelemetry=True))
+    assert not any(off._telemetry[k] for k in ("tracing", "metrics", "logs"))  # no provider lookups per request
+    assert all(on._telemetry[k] for k in ("tracing", "metrics", "logs"))
