@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -62,6 +63,8 @@ def create_app(settings: Settings | None = None, service_factory: ServiceFactory
             raise
         try:
             await _learn_at_start(reloader)
+            if settings.environment != "test":  # a test process starts many apps: nothing would be collected
+                _freeze_startup_objects()
             async with watching(reloader):
                 yield
         finally:
@@ -109,6 +112,15 @@ async def _model_pointer(settings: Settings) -> bytes | None:
         return await asyncio.to_thread(model_pointer, settings)
     except OSError:
         return None  # unreadable now: the first poll tries again
+
+
+def _freeze_startup_objects() -> None:
+    """Keep what the start built (catalogue, model, in-process features, imported modules) out of the cyclic
+    garbage collector's scans: a full collection otherwise walks every one of those objects, a pause of
+    tens of ms with an embedded store of 100k customers, charged to whichever requests are in flight.
+    They live as long as the process; a reload's new objects are collected as usual."""
+    gc.collect()
+    gc.freeze()
 
 
 async def _learn_at_start(reloader: Reloader) -> None:

@@ -214,3 +214,13 @@ def test_fastapi_s_opentelemetry_is_off_unless_asked_for():
     off, on = create_app(Settings(environment="test")), create_app(Settings(environment="test", opentelemetry=True))
     assert not any(off._telemetry[k] for k in ("tracing", "metrics", "logs"))  # no provider lookups per request
     assert all(on._telemetry[k] for k in ("tracing", "metrics", "logs"))
+
+
+@pytest.mark.parametrize(("environment", "frozen"), [("development", True), ("test", False)])
+async def test_what_the_start_built_is_kept_out_of_the_collector_s_scans(start, monkeypatch, environment, frozen):
+    import app.main
+
+    calls: list[str] = []
+    monkeypatch.setattr(app.main.gc, "freeze", lambda: calls.append("freeze"))
+    await start(environment=environment)
+    assert calls == (["freeze"] if frozen else [])  # a test process starts many apps: never frozen there
