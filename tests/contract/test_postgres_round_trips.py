@@ -1,11 +1,15 @@
-"""PostgreSQL's group commit writes a batch of decisions in one statement (history/postgres_writer.py), with
-the same outcomes as the transaction of one insert per table: a decision whose decision or request id is
-stored already is refused with its contacts, and a row PostgreSQL refuses fails only its own write."""
+"""Fewer round trips to PostgreSQL, the same outcomes.
+
+The group commit writes a batch of decisions in one statement (history/postgres_writer.py), with the
+outcomes of the transaction of one insert per table: a decision whose decision or request id is stored
+already is refused with its contacts, and a row PostgreSQL refuses fails only its own write. Reads run in
+autocommit (history/sql.py): no BEGIN and ROLLBACK around them or around the pool's pre-ping."""
 
 from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 
 from history import HistoryRecordError, SqlHistory, postgres_writer
@@ -74,3 +78,23 @@ async def test_a_row_refused_in_the_one_statement_fails_alone_and_keeps_the_conn
     assert paths["transaction"] >= 1  # the refused batch went on to the transaction, which split it
     assert pg_history._pg_writer._conn is connection
     assert await count(pg_history, decisions) == 21 and await count(pg_history, contacts) == 21
+
+
+async def test_reads_open_no_transaction_and_see_what_was_committed(pg_history, monkeypatch: pytest.MonkeyPatch):
+    await pg_history.record_decision(decision("d-1", ("card_gold", "loan_personal"), request_id="r-1"))
+    opened: list[object] = []
+    transaction = asyncpg.Connection.transaction
+
+    def counted(self, *args, **kwargs):
+        opened.append(self)
+        return transaction(self, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Connection, "transaction", counted)
+    await pg_history._read_engine.dispose()  # new connections: each checkout pre-pings
+    assert (await pg_history.latest_contact("c-1", "loan_personal")).contact_id == "d-1"
+    assert (await pg_history.decision_for_request("r-1")).decision_id == "d-1"
+    assert len((await pg_history.summary("c-1", since=0)).events) == 2
+    assert await pg_history.ping()
+    assert opened == []
+    await pg_history.record_decision(decision("d-2", request_id="r-2"))  # the writes keep their transaction
+    assert (await pg_history.decision_for_request("r-2")).decision_id == "d-2"
