@@ -60,8 +60,8 @@ class PostgresWriter:
         if _decisions_only(jobs):
             try:
                 return await _decisions_in_one_statement(conn, jobs)
-            except Exception as error:
-                if not _refused_for_its_data(error):
+            except BaseException as error:  # cancelled mid-statement too: the connection's state is unknown
+                if not (isinstance(error, Exception) and _refused_for_its_data(error)):
                     await self.close()
                     raise
                 # A row refused for its data: nothing was written (one statement). The transaction below
