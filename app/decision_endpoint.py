@@ -61,34 +61,39 @@ class DecisionEndpoint:
         if parsed is None:
             await self.app(scope, _replay(messages, receive), send)
             return
-        app = scope["app"]
         scope["route"] = self._decision_route()  # the metrics' route label, as the router sets it
-        started = False
-
-        async def send_once(message: Message) -> None:
-            nonlocal started
-            started = True
-            await send(message)
-
-        try:
-            caller = await _caller(app.state.auth, headers.get(b"authorization"))
-            if caller is None:  # no key, or not one that may decide: the route says which
-                await self.app(scope, _replay(messages, receive), send)
-                return
-            answer = await decision_answer(parsed, app.state.service, caller)
-            await _send_json(send_once, answer)
-        except Exception as exc:
-            handler = None if started else _handler_for(app, exc)
-            if handler is None:
-                raise
-            response = handler(Request(scope, receive), exc)
-            response = await response if inspect.isawaitable(response) else response
-            await response(scope, receive, send)
+        if not await _answer(scope, receive, send, parsed, headers):  # no key, or not one that may decide
+            await self.app(scope, _replay(messages, receive), send)  # the route says which
 
     def _decision_route(self) -> BaseRoute | None:
         if self._route is None:
             self._route = next((r for r in router.routes if getattr(r, "path", None) == DECISIONS), None)
         return self._route
+
+
+async def _answer(scope: Scope, receive: Receive, send: Send, body: DecisionIn, headers: dict[bytes, bytes]) -> bool:
+    """Decide and send the answer; False (nothing sent) when the caller may not decide. An exception goes to
+    the app's handler for it, as from the route, or up when it has none."""
+    app, started = scope["app"], False
+
+    async def send_once(message: Message) -> None:
+        nonlocal started
+        started = True
+        await send(message)
+
+    try:
+        caller = await _caller(app.state.auth, headers.get(b"authorization"))
+        if caller is None:
+            return False
+        await _send_json(send_once, await decision_answer(body, app.state.service, caller))
+    except Exception as exc:
+        handler = None if started else _handler_for(app, exc)
+        if handler is None:
+            raise
+        response = handler(Request(scope, receive), exc)
+        response = await response if inspect.isawaitable(response) else response
+        await response(scope, receive, send)
+    return True
 
 
 async def _read_body(receive: Receive) -> tuple[list[Message], bytes | None]:
