@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.admin import admin_router
 from app.auth import install_auth_handlers, open_auth
 from app.console import mount_console
+from app.decision_endpoint import DecisionEndpoint
 from app.errors import error_kind, error_response
 from app.metrics import MetricsMiddleware
 from app.reloading import Reloader, watching
@@ -61,6 +63,8 @@ def create_app(settings: Settings | None = None, service_factory: ServiceFactory
             raise
         try:
             await _learn_at_start(reloader)
+            if settings.environment != "test":  # a test process starts many apps: nothing would be collected
+                _freeze_startup_objects()
             async with watching(reloader):
                 yield
         finally:
@@ -76,6 +80,9 @@ def create_app(settings: Settings | None = None, service_factory: ServiceFactory
             "unless the service runs with NBO_AUTH=none; /healthz, /readyz and /metrics are open."
         ),
         lifespan=lifespan,
+        # FastAPI's native OpenTelemetry looks for configured providers on every request (~10 µs: three
+        # environment reads); the service exports Prometheus metrics, so it is on only when asked for.
+        telemetry=None if settings.opentelemetry else {"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -85,6 +92,8 @@ def create_app(settings: Settings | None = None, service_factory: ServiceFactory
     app.include_router(trigger_router)
     _install_error_handlers(app)
     install_auth_handlers(app, _count)
+    if settings.fast_decisions:
+        app.add_middleware(DecisionEndpoint)  # innermost: inside the body limit and the metrics
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
@@ -103,6 +112,16 @@ async def _model_pointer(settings: Settings) -> bytes | None:
         return await asyncio.to_thread(model_pointer, settings)
     except OSError:
         return None  # unreadable now: the first poll tries again
+
+
+def _freeze_startup_objects() -> None:
+    """Keep what the start built (catalogue, model, in-process features, imported modules) out of the cyclic
+    garbage collector's scans: a full collection otherwise walks every one of those objects, a pause of
+    tens of ms with an embedded store of 100k customers, charged to whichever requests are in flight.
+    Objects made later (a reload's catalogue or model) are collected as usual; of the frozen ones, what a
+    reload replaces stays in memory if it is held in a reference cycle: one generation at most."""
+    gc.collect()
+    gc.freeze()
 
 
 async def _learn_at_start(reloader: Reloader) -> None:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.auth import Authenticated, ContactReporter, Decider, EventSender, HistoryReader, Responder
+from app.auth import Authenticated, Caller, ContactReporter, Decider, EventSender, HistoryReader, Responder
 from app.schemas import (
     CatalogueOfferOut,
     ContactIn,
@@ -76,13 +76,19 @@ async def post_decision(body: DecisionIn, service: Service, caller: Decider) -> 
 
     A retry with a `request_id` that was decided already returns that decision again (`replayed`).
     Scope `decide`, in the body's channel."""
+    return Response(await decision_answer(body, service, caller), media_type="application/json")
+
+
+async def decision_answer(body: DecisionIn, service: DecisionService, caller: Caller) -> bytes:
+    """The decision for a validated body from an authenticated caller, as the JSON bytes of a DecisionOut.
+    Shared by the route and its short path (app/decision_endpoint.py)."""
     lap("http")  # body read, JSON parsed, validated, key checked
     caller.require_channel(body.channel)
     # The body of DecisionOut built as a dict and encoded by orjson: returning a Response skips FastAPI's
     # validation of the response model against itself and its JSON encoder, the hot path's largest cost
     # after the stores (tests/api checks every answer against DecisionOut).
     result = await service.decide(_decide(body))
-    return Response(orjson.dumps(_decision_body(result, body.explain)), media_type="application/json")
+    return orjson.dumps(_decision_body(result, body.explain))
 
 
 @router.post("/v1/responses", response_model=ResponseOut, responses=ERRORS, tags=["history"])

@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     max_offers_limit: int = Field(20, ge=1, le=200)
     max_in_flight: int = Field(256, ge=1)  # decisions in progress per process before answering 503
     max_body_bytes: int = Field(256 * 1024, ge=1024)
+    # POST /v1/decisions on its short path (app/decision_endpoint.py); false: every decision through FastAPI.
+    fast_decisions: bool = True
     # The overnight batch (`nbo prescore`): where run directories go, and its local worker processes.
     batch_dir: Path = VAR / "batch"
     batch_workers: int = Field(2, ge=1)
@@ -96,6 +98,8 @@ class Settings(BaseSettings):
     trigger_webhook_backoff_seconds: float = Field(0.5, gt=0, le=60)
     trigger_webhook_timeout_seconds: float = Field(5.0, gt=0, le=120)
 
+    # FastAPI's native OpenTelemetry (traces, metrics, logs to the globally configured providers); off: Prometheus.
+    opentelemetry: bool = False
     log_level: str = "INFO"
     access_log: bool = False
 

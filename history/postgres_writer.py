@@ -6,6 +6,12 @@ All rows of a table travel as ONE JSON parameter of ONE fixed statement, unpacke
 PostgreSQL parses and plans afresh, with every parameter built in Python. The fixed text is prepared once
 per connection. Measured end to end (loadtests/bench_history.py, 100 writers): 4,600 -> 7,500 decisions/s.
 
+A batch of decisions only (the decision path's writes, nearly every batch) goes in ONE statement instead:
+the decisions and their contacts as data-modifying CTEs, run on the driver's connection without BEGIN and
+COMMIT around it. A single statement is its own transaction, atomic and durable when it returns, and one
+round trip instead of four (BEGIN, two inserts, COMMIT): on this 2-core machine each round trip costs
+~0.1 ms of CPU on the loopback and as much in wall time.
+
 >>> writer = PostgresWriter(engine)           # doctest: +SKIP
 >>> results = await writer.transact(jobs)    # doctest: +SKIP
 """
@@ -17,14 +23,15 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
+import asyncpg
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from history.batch import Keys, Rows, batch_plan, run_plan
+from history.batch import DECISION, Keys, Rows, batch_plan, run_plan
 from history.rows import JSON_OPTIONS, json_default
-from history.tables import EpochSeconds
-from history.writer import Job, is_data_error
+from history.tables import EpochSeconds, contacts, decisions
+from history.writer import ENCODING_ERRORS, Job, is_data_error
 
 # Rows per statement: bounds the JSON document one statement parses (outbound lists can be large).
 CHUNK_ROWS = 2_000
@@ -50,6 +57,15 @@ class PostgresWriter:
 
     async def transact(self, jobs: Sequence[Job]) -> list[Any]:
         conn = await self._connection()
+        if _decisions_only(jobs):
+            try:
+                return await _decisions_in_one_statement(conn, jobs)
+            except BaseException as error:  # cancelled mid-statement too: the connection's state is unknown
+                if not (isinstance(error, Exception) and _refused_for_its_data(error)):
+                    await self.close()
+                    raise
+                # A row refused for its data: nothing was written (one statement). The transaction below
+                # meets the same refusal, in SQLAlchemy's form, and the writer then fails only that row.
         try:
             async with conn.begin():
                 return await run_plan(batch_plan(jobs), lambda table, rows: insert_new(conn, table, rows))
@@ -74,6 +90,59 @@ class PostgresWriter:
             await conn.close()
         except Exception:  # already gone with the database: nothing left to release
             return
+
+
+def _decisions_only(jobs: Sequence[Job]) -> bool:
+    """Whether the batch is decisions only, each contact row with its decision's id as its contact id (as
+    the decision path writes them): the one-statement insert relies on both."""
+    if not all(job.kind == DECISION for job in jobs):
+        return False
+    own = all(c["contact_id"] == job.payload[0]["decision_id"] for job in jobs for c in job.payload[1])
+    return own and sum(len(job.payload[1]) for job in jobs) <= CHUNK_ROWS  # the bound of insert_new's chunks
+
+
+async def _decisions_in_one_statement(conn: AsyncConnection, jobs: Sequence[Job]) -> list[bool]:
+    """Insert the decisions (those whose decision or request id is new) and the contacts of the new ones in
+    one statement; one result per job: whether its decision was stored (`history.batch` says the same)."""
+    decision_rows = encode_rows(decisions, [job.payload[0] for job in jobs])
+    contact_rows = encode_rows(contacts, [row for job in jobs for row in job.payload[1]])
+    driver = (await conn.get_raw_connection()).driver_connection
+    assert driver is not None
+    stored = {row[0] for row in await driver.fetch(_decisions_sql(), decision_rows, contact_rows)}
+    return [job.payload[0]["decision_id"] in stored for job in jobs]
+
+
+@cache
+def _decisions_sql() -> str:
+    """Decisions, then the contacts of the decisions that were new, each claiming its key first (see
+    `_claiming_insert_sql`). Every data-modifying CTE runs to completion whether or not the final SELECT
+    reads it."""
+    names = ", ".join(c.name for c in decisions.columns)
+    key_table, at = KEY_TABLES["contacts"]
+    contact_names = ", ".join(c.name for c in contacts.columns)
+    picked = ", ".join(f"f.{c.name}" for c in contacts.columns)
+    keys = ", ".join(c.name for c in contacts.primary_key.columns)
+    return (
+        f"WITH stored AS (INSERT INTO decisions ({names}) "
+        f"SELECT {names} FROM json_populate_recordset(NULL::decisions, CAST($1 AS text)::json) "
+        f"ON CONFLICT DO NOTHING RETURNING decision_id), "
+        f"given AS (SELECT * FROM json_populate_recordset(NULL::contacts, CAST($2 AS text)::json) "
+        f"WITH ORDINALITY AS g WHERE g.contact_id IN (SELECT decision_id FROM stored)), "
+        f"firsts AS (SELECT DISTINCT ON ({keys}) * FROM given ORDER BY {keys}, ordinality), "
+        f"claimed AS (INSERT INTO {key_table} ({keys}, {at}) SELECT {keys}, {at} FROM firsts "
+        f"ON CONFLICT DO NOTHING RETURNING {keys}), "
+        f"added AS (INSERT INTO contacts ({contact_names}) SELECT {picked} FROM firsts f JOIN claimed USING ({keys}) "
+        f"RETURNING 1) "
+        f"SELECT decision_id FROM stored"
+    )
+
+
+def _refused_for_its_data(error: Exception) -> bool:
+    """A value that could not be encoded, or one PostgreSQL refused (SQLSTATE class 22, data exception, or
+    23, integrity constraint violation): retrying the rows unchanged fails again, the connection is fine."""
+    if isinstance(error, asyncpg.PostgresError):
+        return str(getattr(error, "sqlstate", "") or "")[:2] in ("22", "23")
+    return isinstance(error, ENCODING_ERRORS)
 
 
 async def insert_new(conn: AsyncConnection, table: sa.Table, rows: Rows) -> Keys:

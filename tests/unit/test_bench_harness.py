@@ -167,3 +167,18 @@ def test_the_instruction_count_is_read_from_a_callgrind_file_and_anything_else_i
     assert callgrind_total("events: Ir\nfn=main\n16 3\ntotals: 42\n") == 42
     with pytest.raises(ValueError, match="not a callgrind output"):
         callgrind_total("Ir 1,523,210,836 (100.0%) PROGRAM TOTALS")
+
+
+def test_bench_trees_reads_its_trees_and_reports_medians_per_tree(tmp_path: Path) -> None:
+    from loadtests import bench_trees
+
+    args = bench_trees.parse_args([f"base={tmp_path}", "after=."])
+    assert args.tree_dirs == {"base": str(tmp_path.resolve()), "after": str(Path().resolve())}
+    rows = {
+        (EMBEDDED, "base", 150.0): [(3.0, 4.0, 10.0, {"http": 0.4}, 0), (3.4, 5.0, 30.0, {"http": 0.6}, 1),
+                                    (3.2, 4.5, 20.0, {"http": 0.5}, 0)],
+        (EMBEDDED, "after", 150.0): [(2.0, 3.0, 9.0, {"http": 0.1}, 0)],
+    }  # fmt: skip
+    lines = bench_trees.summary(rows).splitlines()
+    assert lines[1].split()[3:5] == ["CPU", "3.200"] and "p99 20.00" in lines[1] and "errors 1" in lines[1]
+    assert lines[2].strip() == "http 0.500" and lines[3].split()[4] == "2.000"
