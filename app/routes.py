@@ -38,6 +38,7 @@ from app.schemas import (
 )
 from decisioning.catalogue import Offer
 from decisioning.engine import PresentedOffer
+from decisioning.explanation import explanation_dicts
 from decisioning.records import HistoryEntry
 from decisioning.types import Outcome
 from service.commands import ApplyEvent, Decide, ReportSend, Respond
@@ -231,7 +232,7 @@ def _decision_body(result: DecisionResult, explain: bool) -> dict[str, Any]:
         "direction": decision.direction.value,
         "replayed": result.replayed,
         "notes": list(decision.notes),
-        "explanation": [e.to_dict() for e in decision.explanations] if explain and not result.replayed else None,
+        "explanation": explanation_dicts(decision.explanations) if explain and not result.replayed else None,
         "degraded": decision.degraded is not None,
         "degraded_reason": decision.degraded,
     }

@@ -7,7 +7,7 @@ components.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -51,30 +51,57 @@ class CandidateExplanation(NamedTuple):
     scores: Mapping[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        return self._to_dict({})
+
+    def _to_dict(self, shared: dict[int, dict[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {"offer_id": self.offer_id, "stage": self.stage.value, "reason": self.reason}
         if self.rule is not None:
-            out["rule"] = {
-                "name": self.rule.name,
-                "owner": self.rule.owner,
-                "text": self.rule.text,
-                "values": _jsonable(self.rule.values),
-                "defaulted": list(self.rule.defaulted),
-                "error": self.rule.error,
-            }
+            out["rule"] = _shared(shared, self.rule, _rule_dict)
         if self.policy is not None:
-            p = self.policy
-            out["policy"] = {
-                "id": p.policy_id,
-                "scope": p.scope,
-                "count": p.count,
-                "threshold": p.threshold,
-                "outcomes": list(p.outcomes),
-                "window": p.window,
-                "until": p.until,
-            }
+            out["policy"] = _shared(shared, self.policy, _policy_dict)
         if self.scores is not None:
             out["scores"] = dict(self.scores)
         return out
+
+
+def explanation_dicts(explanations: Sequence[CandidateExplanation]) -> list[dict[str, Any]]:
+    """`[e.to_dict() for e in explanations]`, building the rule and policy parts once each: one false rule
+    or one firing policy explains many offers of a decision, and they share its `RuleFailure` /
+    `Suppression` object (an explained call-centre decision lists every offer of the catalogue)."""
+    shared: dict[int, dict[str, Any]] = {}
+    return [e._to_dict(shared) for e in explanations]
+
+
+def _shared(cache: dict[int, dict[str, Any]], part: Any, build: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    # Keyed by identity within one call, while `part` is alive in the explanations being converted. The
+    # dicts are shared between the explanations of that call: they are for encoding, not for editing.
+    found = cache.get(id(part))
+    if found is None:
+        found = cache[id(part)] = build(part)
+    return found
+
+
+def _rule_dict(rule: RuleFailure) -> dict[str, Any]:
+    return {
+        "name": rule.name,
+        "owner": rule.owner,
+        "text": rule.text,
+        "values": _jsonable(rule.values),
+        "defaulted": list(rule.defaulted),
+        "error": rule.error,
+    }
+
+
+def _policy_dict(p: Suppression) -> dict[str, Any]:
+    return {
+        "id": p.policy_id,
+        "scope": p.scope,
+        "count": p.count,
+        "threshold": p.threshold,
+        "outcomes": list(p.outcomes),
+        "window": p.window,
+        "until": p.until,
+    }
 
 
 def _jsonable(values: Mapping[str, FeatureValue]) -> dict[str, FeatureValue]:

@@ -21,6 +21,7 @@ from decisioning.arbitration import Candidate, _period, arbitrate
 from decisioning.catalogue import ArbitrationSettings, ExplorationKind
 from decisioning.contact_policy import Headroom
 from decisioning.engine import DecisionRequest, decide
+from decisioning.explanation import explanation_dicts
 from decisioning.quality import validate_features
 from decisioning.summary import HistorySummary, HistoryView
 from decisioning.types import CONTACT_OUTCOMES, DAY, RESPONSE_OUTCOMES, ContactEvent, Context, CustomerFeatures, Outcome
@@ -164,6 +165,20 @@ def test_a_decision_without_explanation_is_the_decision_with_one(demo):
         )
         shown += len(plain.offers)
     assert shown > 300  # the generated customers do get offers: the comparison is not of empty decisions
+
+
+def test_the_explanations_of_a_decision_convert_as_each_one_alone_would(demo):
+    catalogue, scorer = demo
+    rng = random.Random(11)
+    people = generate_customers(40, catalogue.features, seed=9, now=NOW)
+    parts = 0
+    for i, (cid, values) in enumerate(people):
+        customer = validate_features(catalogue.features, cid, _snapshot(cid, values), NOW)
+        request = DecisionRequest(f"d-{i}", customer, Context("call_centre", NOW), 5, True)
+        decision = decide(catalogue, request, _history(catalogue, rng), scorer)
+        assert explanation_dicts(decision.explanations) == [e.to_dict() for e in decision.explanations]
+        parts += sum(1 for e in decision.explanations if e.rule is not None or e.policy is not None)
+    assert parts > 200  # rules and policies did explain drops: the shared parts were exercised
 
 
 def test_a_rule_that_fails_drops_its_offers_with_the_same_note_on_both_paths(demo):
