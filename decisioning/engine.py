@@ -257,21 +257,27 @@ class _Run:
         """Apply the rules in evaluation order; each distinct rule is evaluated once, and only when an
         offer still alive needs it."""
         if not self.request.explain:
-            return self._filter_rules_fast(alive)
+            return self._filter_rules_merged(alive)
+        return self._filter_rules_ordered(alive)
+
+    def _filter_rules_ordered(self, alive: int) -> int:
+        """The rules in evaluation order, each failure noted as it happens (the explained decision, and
+        any decision with a rule that fails)."""
         for guard in self.plan.rules:
             hit = alive & guard.members
             if hit and not self._holds(guard.rule):
                 alive ^= hit
-                # One explanation per rule, shared by every offer it drops (a group's rule drops many).
-                stage, reason, failure = self._rule_drop(guard.rule)
-                for i in indices(hit):
-                    self._drop(self.plan.offers[i], stage, reason, rule=failure)
+                if self.request.explain:
+                    # One explanation per rule, shared by every offer it drops (a group's rule drops many).
+                    stage, reason, failure = self._rule_drop(guard.rule)
+                    for i in indices(hit):
+                        self._drop(self.plan.offers[i], stage, reason, rule=failure)
         return alive
 
-    def _filter_rules_fast(self, alive: int) -> int:
+    def _filter_rules_merged(self, alive: int) -> int:
         """`filter_rules` without explanations: each distinct rule text once, over every offer it guards
-        (see `Plan.merged_rules`); a rule that fails sends the decision to the ordered table, so that
-        its notes are the ones the explained decision gives."""
+        (see `Plan.merged_rules`), in one loop with no method call per rule. A rule that fails sends the
+        decision to the ordered loop, so that its notes are the ones the explained decision gives."""
         start = alive
         env = self.env
         features, context, history = env.features, env.context, env.history
@@ -283,29 +289,6 @@ class _Run:
                     return self._filter_rules_ordered(start)
                 if not holds:
                     alive &= ~members
-        return alive
-
-    def _filter_rules_ordered(self, alive: int) -> int:
-        """The rules in evaluation order from the plan's flat table, noting each failure as it happens
-        (no method call and no dict read per rule)."""
-        results: list[bool | None] = [None] * self.plan.slots
-        env = self.env
-        features, context, history = env.features, env.context, env.history
-        for members, slot, rule, online in self.plan.fast_rules:
-            hit = alive & members
-            if not hit:
-                continue
-            holds = results[slot]
-            if holds is None:
-                try:
-                    holds = bool(online(features, context, history))
-                except Exception as exc:
-                    err = rule.compiled.error(exc)
-                    self.notes.append(f"rule '{rule.name}' of {rule.owner} failed: {err.message}")
-                    holds = False
-                results[slot] = holds
-            if not holds:
-                alive ^= hit
         return alive
 
     def _holds(self, rule: Rule) -> bool:

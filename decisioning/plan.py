@@ -42,14 +42,10 @@ class Plan:
     dated: tuple[int, ...]  # indices of offers with a start or an end
     channel_bits: MappingProxyType[str, int]
     rules: tuple[GuardRule, ...]
-    # The rules as the no-explanation path runs them: (bits, slot, rule, its compiled function), where
-    # equal texts share a slot (each distinct expression is evaluated once per decision); `slots` counts them.
-    fast_rules: tuple[tuple[int, int, Rule, Callable[..., Any]], ...]
-    slots: int
     # The same rules merged by text, in the order of their first guard: (bits of every offer any of them
     # guards, the compiled function). Which offers survive does not depend on the order (rules have no
     # side effects), only which failure is noted first: the merged table is for decisions whose rules
-    # all evaluate, and the first failure sends the decision back to `fast_rules`.
+    # all evaluate, and the first failure sends the decision back to `rules`, in order.
     merged_rules: tuple[tuple[int, Callable[..., Any]], ...]
     constant_values: tuple[float | None, ...]  # per offer; None: an expression evaluated per decision
 
@@ -82,7 +78,6 @@ def _build(catalogue: Catalogue) -> Plan:
     undated = sum(1 << i for i, o in enumerate(offers) if o.start is None and o.end is None)
     channels = {c: sum(1 << i for i, o in enumerate(offers) if c in o.treatments) for c in catalogue.channels}
     rules = _guard_rules(offers)
-    slots: dict[str, int] = {}
     return Plan(
         offers=offers,
         index=MappingProxyType({o.id: i for i, o in enumerate(offers)}),
@@ -91,11 +86,6 @@ def _build(catalogue: Catalogue) -> Plan:
         dated=tuple(i for i in range(len(offers)) if not undated >> i & 1),
         channel_bits=MappingProxyType(channels),
         rules=rules,
-        fast_rules=tuple(
-            (g.members, slots.setdefault(g.rule.compiled.text, len(slots)), g.rule, g.rule.compiled.online)
-            for g in rules
-        ),
-        slots=len(slots),
         merged_rules=_merged(rules),
         constant_values=tuple(_constant(o) for o in offers),
     )

@@ -123,13 +123,9 @@ class CompiledRule:
     @property
     def online(self) -> Callable[[Mapping[str, FeatureValue], Context, HistoryView | None], Any]:
         """The compiled function itself, `fn(features, context, history)`, for a caller that evaluates
-        many rules in one loop (the decision's rule stage): it may raise any exception, which
-        `error(exc)` turns into the RuleError `evaluate` would have raised."""
+        many rules in one loop (the decision's rule stage): it may raise any exception, where `evaluate`
+        raises a RuleError that says which rule and why."""
         return self._online
-
-    def error(self, err: Exception) -> RuleError:
-        """The RuleError `evaluate` raises for an exception raised by `online`."""
-        return self._error(err)
 
     def evaluate_columns(self, columns: Mapping[str, np.ndarray | FeatureValue], n: int) -> np.ndarray:
         """The rule over n rows at once: a bool array, or a float64 array for a number rule.

@@ -22,6 +22,7 @@ from decisioning.catalogue import ArbitrationSettings, ExplorationKind
 from decisioning.contact_policy import Headroom
 from decisioning.engine import DecisionRequest, decide
 from decisioning.explanation import explanation_dicts
+from decisioning.ports import CustomerSnapshot
 from decisioning.quality import validate_features
 from decisioning.summary import HistorySummary, HistoryView
 from decisioning.types import CONTACT_OUTCOMES, DAY, RESPONSE_OUTCOMES, ContactEvent, Context, CustomerFeatures, Outcome
@@ -146,13 +147,17 @@ def _history(catalogue, rng: random.Random) -> HistorySummary:
     return HistorySummary().with_events(rows)
 
 
+def _customers(catalogue, n: int, seed: int):
+    """(index, validated features) of `n` generated demo customers."""
+    for i, (cid, values) in enumerate(generate_customers(n, catalogue.features, seed=seed, now=NOW)):
+        yield i, validate_features(catalogue.features, cid, CustomerSnapshot(cid, values, {"*": NOW}), NOW)
+
+
 def test_a_decision_without_explanation_is_the_decision_with_one(demo):
     catalogue, scorer = demo
     rng = random.Random(7)
-    people = generate_customers(300, catalogue.features, seed=5, now=NOW)
     shown = 0
-    for i, (cid, values) in enumerate(people):
-        customer = validate_features(catalogue.features, cid, _snapshot(cid, values), NOW)
+    for i, customer in _customers(catalogue, 300, seed=5):
         context = Context(("web", "mobile", "call_centre", "email")[i % 4], NOW, intent=(None, "complaint")[i % 2])
         summary = _history(catalogue, rng)
         plain = decide(catalogue, DecisionRequest(f"d-{i}", customer, context, 1 + i % 4), summary, scorer)
@@ -170,10 +175,8 @@ def test_a_decision_without_explanation_is_the_decision_with_one(demo):
 def test_the_explanations_of_a_decision_convert_as_each_one_alone_would(demo):
     catalogue, scorer = demo
     rng = random.Random(11)
-    people = generate_customers(40, catalogue.features, seed=9, now=NOW)
     parts = 0
-    for i, (cid, values) in enumerate(people):
-        customer = validate_features(catalogue.features, cid, _snapshot(cid, values), NOW)
+    for i, customer in _customers(catalogue, 40, seed=9):
         request = DecisionRequest(f"d-{i}", customer, Context("call_centre", NOW), 5, True)
         decision = decide(catalogue, request, _history(catalogue, rng), scorer)
         assert explanation_dicts(decision.explanations) == [e.to_dict() for e in decision.explanations]
@@ -192,12 +195,6 @@ def test_a_rule_that_fails_drops_its_offers_with_the_same_note_on_both_paths(dem
     failed = [n for n in plain.notes if "'age' should be a number" in n]
     assert failed and plain.notes == explained.notes and plain.offers == explained.offers
     assert all(p.offer.group not in ("cards", "loans") for p in plain.offers)  # the adult rule guards them
-
-
-def _snapshot(cid, values):
-    from decisioning.ports import CustomerSnapshot
-
-    return CustomerSnapshot(cid, values, {"*": NOW})
 
 
 # --- the arbitration ----------------------------------------------------------------------------------
