@@ -119,22 +119,18 @@ class HistoryView:
     def happenings(self) -> tuple[Happening, ...]:
         """Every effective event up to `now`, oldest first.
 
-        One pass over the past with what it needs from a first one (the released, answered and sent
+        One pass over the past with what it needs from a first one (the settled, released and sent
         contacts): this runs on every decision, over tens of events.
         """
         past = self._past
+        settled = self._settled
         released: set[tuple[str | None, str]] = set()
-        settled: set[tuple[str | None, str]] = set()
         sent: set[tuple[str | None, str]] = set()
         for e in past:
-            outcome = e.outcome
-            if outcome in _SETTLING:
-                settled.add((e.decision_id, e.offer_id))
-                if outcome is _NOT_DISPLAYED:
-                    released.add((e.decision_id, e.offer_id))
-            elif outcome is _SENT:
+            if e.outcome is _NOT_DISPLAYED:
+                released.add((e.decision_id, e.offer_id))
+            elif e.outcome is _SENT:
                 sent.add((e.decision_id, e.offer_id))
-        self.__dict__["_settled"] = settled
         now, window_of, confirmation_of = self.now, self._window, self._confirmation
         windows: dict[str, float | None] = {}
         out: list[Happening] = []
