@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -93,20 +93,34 @@ class SqliteWriter:
 
 
 def _insert_new(conn: sqlite3.Connection, table: sa.Table, rows: Rows) -> Keys:
-    """Insert row by row (C-speed calls, no thread hops), keeping the keys of the rows that were new."""
-    sql, encode, key = insert_sql(table), _encoder(table), _key_of(table)
+    """Insert the rows, a chunk per statement (`INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING
+    RETURNING` the keys), keeping the keys of the rows that were new.
+
+    One statement per table and batch, not one per row: each `execute` releases the GIL around SQLite's
+    work and must take it back from the event loop, which under load waits its turn.
+    """
+    encode, width = _encoder(table), len(table.columns)
     inserted: Keys = set()
-    for row in rows:
-        if conn.execute(sql, encode(row)).rowcount == 1:
-            inserted.add(key(row))
+    step = max(1, _MAX_VARIABLES // width)
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
+        values = [value for row in chunk for value in encode(row)]
+        inserted.update(conn.execute(insert_sql(table, len(chunk)), values).fetchall())
     return inserted
 
 
-@cache
-def insert_sql(table: sa.Table) -> str:
+# SQLite's limit on a statement's parameters has been 32,766 since 3.32; the history tables' widest row
+# has 20 columns, so a chunk holds hundreds of rows, and a group-commit batch is one chunk.
+_MAX_VARIABLES = 32_000
+
+
+@lru_cache(maxsize=256)  # a statement per batch size: bounded, the common sizes stay
+def insert_sql(table: sa.Table, rows: int = 1) -> str:
     names = ", ".join(c.name for c in table.columns)
-    marks = ", ".join("?" for _ in table.columns)
-    return f"INSERT INTO {table.name} ({names}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+    marks = "(" + ", ".join("?" for _ in table.columns) + ")"
+    keys = ", ".join(c.name for c in table.primary_key.columns)
+    values = ", ".join([marks] * rows)
+    return f"INSERT INTO {table.name} ({names}) VALUES {values} ON CONFLICT DO NOTHING RETURNING {keys}"
 
 
 @cache
@@ -122,12 +136,6 @@ def _converter(column_type: sa.types.TypeEngine[Any]) -> Any:
     if isinstance(column_type, sa.JSON):
         return json_text
     return None
-
-
-@cache
-def _key_of(table: sa.Table) -> Any:
-    names = [c.name for c in table.primary_key.columns]
-    return lambda row: tuple(row[name] for name in names)
 
 
 def _sqlite_time(at: float | None) -> str | None:

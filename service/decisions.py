@@ -10,7 +10,6 @@ only after it is recorded. A retried request id gets the recorded decision back,
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 
 from decisioning.catalogue import Catalogue
@@ -24,6 +23,7 @@ from service.budgets import BudgetReservations, Reservation
 from service.commands import Decide
 from service.degraded import DegradedPath
 from service.errors import InvalidInput, Overloaded, Unavailable
+from service.ids import random_decision_id
 from service.metrics import Metrics, lap
 from service.recorder import DecisionRecorder
 from service.retries import RecordedDecisions
@@ -50,10 +50,6 @@ class InFlightLimit:
         self.current -= 1
 
 
-def random_decision_id() -> str:
-    """A new decision's id. It also seeds the decision's exploration draws (`decisioning.engine`), so a
-    caller that needs reproducible runs (the simulator) gives the service a seeded generator instead."""
-    return f"d-{uuid.uuid4().hex}"
 
 
 class DecisionPath:

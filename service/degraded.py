@@ -10,7 +10,6 @@ either, the caller gets 503 (`Unavailable`), as on the live path.
 from __future__ import annotations
 
 import logging
-import uuid
 
 from decisioning.catalogue import Catalogue
 from decisioning.engine import Decision
@@ -19,6 +18,7 @@ from decisioning.ports import PrescoredFallback, PrescoredOffer, Scorer, StoreUn
 from decisioning.types import Context
 from service.budgets import Reservation
 from service.commands import Decide
+from service.ids import random_decision_id
 from service.metrics import Metrics
 from service.recorder import DecisionRecorder
 
@@ -50,7 +50,7 @@ class DegradedPath:
         prescored = await self._prescored(command)
         decision = degraded_decision(
             self.catalogue,
-            f"d-{uuid.uuid4().hex}",
+            random_decision_id(),
             command.customer_id,
             context,
             prescored=prescored,

@@ -216,6 +216,23 @@ async def test_concurrent_decisions_are_durable_and_share_transactions(history: 
         await reopened.close()
 
 
+async def test_one_batch_stores_a_decision_once_however_often_it_is_in_it(history: SqlHistory):
+    # One group-commit batch (the writes are queued together): the same decision id twice (a retried
+    # write: both callers learn it is stored), and two decisions with one request id (the first stands,
+    # with its contacts; the second is refused with its contacts).
+    results = await asyncio.gather(
+        history.record_decision(decision("d-twice")),
+        history.record_decision(decision("d-twice")),
+        history.record_decision(decision("d-first", request_id="r-same", offers=("a", "b"))),
+        history.record_decision(decision("d-second", request_id="r-same", offers=("c",))),
+    )
+
+    assert results == [True, True, True, False]
+    assert await count(history, decisions) == 2
+    assert await count(history, contacts) == 3  # d-twice's one, d-first's two
+    assert await history.find_contact("d-second", "c") is None
+
+
 async def test_close_writes_what_is_queued(history_url: str):
     h = SqlHistory(history_url)
     await h.start()
