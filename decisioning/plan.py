@@ -7,7 +7,8 @@ integer operations and rule evaluations instead of hundreds of per-offer checks:
 - each distinct rule (class, owner, name, text) has the bits of the offers it guards, and rules are ordered
   eligibility -> applicability -> suitability, group rules before offer rules, so the first rule that drops
   an offer is the one its explanation names;
-- values that are constants are computed once.
+- values that are constants are computed once;
+- each contact policy has the bits of the offers it covers (`decisioning.contact_policy.PolicyPlan`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from decisioning.catalogue import Catalogue, Offer, Rule, RuleClass
+from decisioning.contact_policy import PolicyPlan, policy_plan
 from decisioning.rules import RuleEnv, RuleError
 from decisioning.types import Context
 
@@ -48,6 +50,7 @@ class Plan:
     # all evaluate, and the first failure sends the decision back to `rules`, in order.
     merged_rules: tuple[tuple[int, Callable[..., Any]], ...]
     constant_values: tuple[float | None, ...]  # per offer; None: an expression evaluated per decision
+    policies: PolicyPlan  # the catalogue's contact policies over the same bits
 
     def active_bits(self, now: float) -> int:
         bits = self.undated
@@ -88,6 +91,7 @@ def _build(catalogue: Catalogue) -> Plan:
         rules=rules,
         merged_rules=_merged(rules),
         constant_values=tuple(_constant(o) for o in offers),
+        policies=policy_plan(catalogue.policies, offers),
     )
 
 

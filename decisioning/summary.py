@@ -101,6 +101,7 @@ class HistoryView:
         self._window = response_window.get if isinstance(response_window, Mapping) else response_window
         self._confirmation = confirmation_window
         self._memo: dict[tuple[frozenset[Outcome], frozenset[str] | None], tuple[Happening, ...]] = {}
+        self._scope_memo: dict[tuple[frozenset[Outcome], frozenset[str] | None, bool], dict[str, list[float]]] = {}
 
     @cached_property
     def _past(self) -> tuple[ContactEvent, ...]:
@@ -205,6 +206,30 @@ class HistoryView:
                 found.sort(key=lambda h: h.at)  # each list is in time order; their union is not
             found = self._memo[key] = tuple(found)
         return found
+
+    def times_by_scope(
+        self, outcomes: frozenset[Outcome], channels: frozenset[str] | None, by_offer: bool
+    ) -> dict[str, list[float]]:
+        """The times of the happenings with one of `outcomes` in `channels` (None: any), oldest first, per
+        offer id (`by_offer`) or per group. Built once per question and view: the rules' history calls
+        and the contact policies ask the same ones for many offers. Read only: the lists are shared.
+
+        >>> view = HistoryView(HistorySummary(), now=0.0)
+        >>> view.times_by_scope(frozenset({Outcome.PRESENTED}), None, True)
+        {}
+        """
+        key = (outcomes, channels, by_offer)
+        index = self._scope_memo.get(key)
+        if index is None:
+            index = self._scope_memo[key] = {}
+            for h in self._matching(outcomes, channels):
+                scope = h.offer_id if by_offer else h.group
+                times = index.get(scope)
+                if times is None:
+                    index[scope] = [h.at]
+                else:
+                    times.append(h.at)
+        return index
 
     @cached_property
     def _by_outcome(self) -> dict[Outcome, list[Happening]]:

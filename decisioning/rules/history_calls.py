@@ -65,14 +65,24 @@ class HistoryCall:
         """
         if view is None:
             return math.inf if self.function == "days_since" else 0.0
-        # The view's own query, asked directly (no keyword dict per call: rules call this on every decision).
-        found = view.matching(self._outcomes, offer_id=self.offer, group=self.group, channels=self._channels)
+        # The view's own indexes, asked directly (rules call this on every decision): an offer's or a
+        # group's times from the index every call with the same outcomes and channels shares.
+        if self.offer is not None:
+            times: Sequence[float] = view.times_by_scope(self._outcomes, self._channels, True).get(self.offer, ())
+        elif self.group is not None:
+            times = view.times_by_scope(self._outcomes, self._channels, False).get(self.group, ())
+        else:
+            found = view.matching(self._outcomes, channels=self._channels)
+            if self.function == "days_since":
+                return (view.now - found[-1].at) / DAY if found else math.inf
+            if self.seconds is None:
+                return float(len(found))
+            return float(len(found) - bisect_left(found, view.now - self.seconds, key=_AT))
         if self.function == "days_since":
-            return (view.now - found[-1].at) / DAY if found else math.inf
+            return (view.now - times[-1]) / DAY if times else math.inf
         if self.seconds is None:
-            return float(len(found))
-        since = view.now - self.seconds
-        return float(len(found) - bisect_left(found, since, key=_AT))
+            return float(len(times))
+        return float(len(times) - bisect_left(times, view.now - self.seconds))
 
 
 _AT = attrgetter("at")

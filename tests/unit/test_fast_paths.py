@@ -9,7 +9,7 @@ a plain reference (the code as it was), on generated inputs.
 from __future__ import annotations
 
 import random
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from decisioning.arbitration import Candidate, _period, arbitrate
-from decisioning.catalogue import ArbitrationSettings, ExplorationKind
-from decisioning.contact_policy import Headroom
+from decisioning.catalogue import ArbitrationSettings, CalendarUnit, ExplorationKind, Window, WindowKind
+from decisioning.contact_policy import Headroom, window_start
 from decisioning.engine import DecisionRequest, decide
 from decisioning.explanation import explanation_dicts
 from decisioning.ports import CustomerSnapshot
@@ -231,7 +231,7 @@ def reference_arbitrate(candidates, max_offers, max_per_group, headroom):
 @given(
     st.lists(st.tuples(st.integers(0, 3), st.floats(0.0, 1.0), st.booleans()), min_size=0, max_size=12),
     st.integers(1, 5),
-    st.sampled_from([None, 1, 2]),
+    st.sampled_from([None, 0, 1, 2]),
     st.lists(st.tuples(st.sets(st.integers(0, 11)), st.integers(-1, 3)), max_size=3),
 )
 def test_the_incremental_arbitration_chooses_what_the_full_one_did(rows, max_offers, per_group, caps):
@@ -289,3 +289,31 @@ def test_the_cached_period_changes_exactly_at_local_midnight_of_its_bound(zone, 
     for _ in range(3000):  # forward and sometimes back in time, across many bounds
         t += rng.uniform(-2, 1) * 86_400 if rng.random() < 0.1 else rng.uniform(0, 3) * 86_400
         assert _period(settings, t) == _reference_period(settings, t)
+
+
+# --- calendar windows of contact policies ---------------------------------------------------------------
+def _reference_window_start(unit: CalendarUnit, now: float, zone: str) -> float:
+    """The start of the calendar window as it was computed on every call (local midnight, then back)."""
+    local = datetime.fromtimestamp(now, ZoneInfo(zone))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if unit is CalendarUnit.WEEK:
+        midnight = midnight - timedelta(days=midnight.weekday())
+    elif unit is CalendarUnit.MONTH:
+        midnight = midnight.replace(day=1)
+    return datetime(midnight.year, midnight.month, midnight.day, tzinfo=ZoneInfo(zone)).timestamp()
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Amsterdam", "Asia/Kathmandu", "America/St_Johns", "Pacific/Chatham"])
+@pytest.mark.parametrize("unit", list(CalendarUnit))
+def test_the_kept_calendar_window_starts_anew_exactly_at_its_next_start(zone, unit):
+    window = Window(kind=WindowKind.CALENDAR, unit=unit)
+    # Around the starts of days, weeks and months, daylight-saving changes included (March, October).
+    for day in ["2026-03-01", "2026-03-29", "2026-03-30", "2026-04-01", "2026-10-25", "2026-10-26", "2027-01-01"]:
+        start = datetime.fromisoformat(day).replace(tzinfo=ZoneInfo(zone)).timestamp()
+        for t in (start - 86_400, start - 0.001, start, start + 0.001, start - 1, start + 3_600, start - 0.001):
+            assert window_start(window, t, zone) == _reference_window_start(unit, t, zone), (zone, unit, t)
+    rng = random.Random(5)
+    t = datetime(2025, 1, 1, tzinfo=ZoneInfo("UTC")).timestamp()
+    for _ in range(2000):  # forward and sometimes back in time, across many starts
+        t += rng.uniform(-1, 0.5) * 86_400 if rng.random() < 0.1 else rng.uniform(0, 2) * 86_400
+        assert window_start(window, t, zone) == _reference_window_start(unit, t, zone)
