@@ -16,7 +16,6 @@ import hashlib
 import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import NamedTuple
@@ -61,8 +60,7 @@ class Selection(NamedTuple):
     selection_probability: float
 
 
-@dataclass(frozen=True, slots=True)
-class ArbitrationResult:
+class ArbitrationResult(NamedTuple):
     selected: tuple[Selection, ...]
     passed_over: dict[str, str]  # offer id -> why it was not chosen
     mode: str  # "greedy", "epsilon_greedy", "thompson", "control" or "control_none"

@@ -78,8 +78,7 @@ class Headroom(NamedTuple):
     remaining: int
 
 
-@dataclass(frozen=True, slots=True)
-class PolicyOutcome:
+class PolicyOutcome(NamedTuple):
     suppressed: dict[str, Suppression]  # offer id -> the first policy that suppressed it
     headroom: tuple[Headroom, ...]
     errors: tuple[str, ...] = ()  # segment conditions that failed to evaluate (policy then applied)

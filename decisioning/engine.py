@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -32,9 +33,12 @@ from decisioning.rules import RuleEnv, RuleError
 from decisioning.summary import HistorySummary, HistoryView
 from decisioning.types import DAY, Context, CustomerFeatures, Direction, FeatureValue, Outcome
 
+# The values a decision makes once or a few times each are named tuples, not frozen dataclasses: as
+# immutable, and ~0.25 µs per field cheaper to build (a frozen dataclass sets each field through
+# `object.__setattr__`).
 
-@dataclass(frozen=True, slots=True)
-class DecisionRequest:
+
+class DecisionRequest(NamedTuple):
     decision_id: str
     customer: CustomerFeatures
     context: Context
@@ -42,8 +46,7 @@ class DecisionRequest:
     explain: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class PresentedOffer:
+class PresentedOffer(NamedTuple):
     offer: Offer
     treatment: Treatment
     rank: int
