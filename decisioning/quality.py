@@ -154,6 +154,8 @@ class FeatureValidator:
         # What an unknown customer's decision reports as defaulted: the same features a known customer
         # with nothing stored would report (event features are absent for anyone the events skipped).
         self.unknown_defaulted = tuple(c.name for c in self.compiled if c.report_missing)
+        # The fields `validate` reads, unpacked by the loop instead of read by attribute (5 reads per feature).
+        self._rows = tuple((c.name, c.coerce, c.default, c.report_missing, c.max_age) for c in self.compiled)
 
     def validate(self, customer_id: str, snapshot: CustomerSnapshot, now: float) -> CustomerFeatures:
         """Every declared feature with a valid value; what was defaulted or stale (see module doc)."""
@@ -169,19 +171,19 @@ class FeatureValidator:
         values: dict[str, FeatureValue] = {}
         defaulted: list[str] = []
         stale: list[str] = []
-        for c in self.compiled:
-            raw = stored.get(c.name)
-            value = INVALID if raw is None else c.coerce(raw)
+        for name, coerce, default, report_missing, max_age in self._rows:
+            raw = stored.get(name)
+            value = INVALID if raw is None else coerce(raw)
             if value is INVALID or value is None:
-                values[c.name] = c.default
-                if raw is not None or c.report_missing:
-                    defaulted.append(c.name)
+                values[name] = default
+                if raw is not None or report_missing:
+                    defaulted.append(name)
                 continue
-            values[c.name] = value
-            if c.max_age is not None:
-                at = times.get(c.name, batch_time)
-                if at is not None and now - at > c.max_age:
-                    stale.append(c.name)
+            values[name] = value
+            if max_age is not None:
+                at = times.get(name, batch_time)
+                if at is not None and now - at > max_age:
+                    stale.append(name)
         return CustomerFeatures(customer_id, values, True, tuple(defaulted), tuple(stale))
 
 
