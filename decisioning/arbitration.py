@@ -148,7 +148,9 @@ def arbitrate(
 
 def _rank(c: Candidate) -> tuple[bool, float, str]:
     """Pinned offers first, then by priority, ties by offer id: the same inputs, the same ranking."""
-    return (not c.pinned, -c.priority, c.offer.id)
+    # The priority written out, not read through the property: this runs for every candidate.
+    offer, propensity, value, lever, weight, boost, pinned, _ = c
+    return (not pinned, -(propensity * value * lever * weight * boost), offer.id)
 
 
 def choice_probabilities(
@@ -259,11 +261,12 @@ class _Chooser:
         return random.Random(self.seed)
 
     def choose(self, feasible: list[Candidate]) -> tuple[Candidate, float]:
-        pinned = [c for c in feasible if c.pinned]
+        # `feasible` keeps the ranking's order, where pinned offers come first: the first one tells.
+        pinned = feasible[0].pinned
         if self.mode == "control":
             pick, p = feasible[self.rng.randrange(len(feasible))], 1.0 / len(feasible)
         elif pinned:
-            pick, p = pinned[0], 1.0  # consistency: what the customer saw elsewhere keeps its place
+            pick, p = feasible[0], 1.0  # consistency: what the customer saw elsewhere keeps its place
         elif self.mode == "epsilon_greedy":
             pick, p = self._epsilon(feasible)
         elif self.mode == "thompson":

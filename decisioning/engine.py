@@ -363,22 +363,19 @@ class _Run:
         recent = self._recent_unanswered()
         pin = _pin(settings)
         constants, index = self.plan.constant_values, self.plan.index
+        weight_of, boost = weights.get, settings.consistency_boost
         out = []
         for offer, p, n in zip(offers, _floats(propensities), concentrations, strict=True):
-            value = constants[index[offer.id]]
-            seen = offer.id in recent
-            out.append(
-                Candidate(
-                    offer,
-                    p,
-                    self._value(offer) if value is None else value,
-                    offer.lever,
-                    float(weights.get(offer.group, default_weight)),
-                    settings.consistency_boost if seen and not pin else 1.0,
-                    seen and pin,
-                    n,
-                )
-            )
+            offer_id = offer.id
+            value = constants[index[offer_id]]
+            if value is None:
+                value = self._value(offer)
+            if offer_id in recent:
+                out.append(Candidate(offer, p, value, offer.lever, float(weight_of(offer.group, default_weight)),
+                                     1.0 if pin else boost, pin, n))  # fmt: skip
+            else:
+                out.append(Candidate(offer, p, value, offer.lever, float(weight_of(offer.group, default_weight)),
+                                     1.0, False, n))  # fmt: skip
         return out
 
     def _recent_unanswered(self) -> dict[str, float]:
