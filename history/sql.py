@@ -41,6 +41,8 @@ class SqlHistory:
 
     `batch_max` caps the writes that share one transaction; `batch_wait_ms` is how long the writer waits
     for more work after the first write of a batch. `clock` stamps responses' `recorded_at`.
+    `sqlite_readers` is the number of SQLite's reader threads; 0 sends SQLite's reads through SQLAlchemy and
+    aiosqlite, as PostgreSQL's go (slower: the tests compare the two paths).
     """
 
     def __init__(
@@ -51,10 +53,12 @@ class SqlHistory:
         batch_wait_ms: float = 1.0,
         clock: Callable[[], float] = time.time,
         sqlite_synchronous: str = "full",
+        sqlite_readers: int = 2,
         **engine_options: Any,
     ) -> None:
         self.url = url
         self._sqlite_synchronous = sqlite_synchronous
+        self._sqlite_readers = sqlite_readers
         self._batch_max = batch_max
         self._batch_wait = batch_wait_ms / 1000.0
         self._clock = clock
@@ -88,7 +92,8 @@ class SqlHistory:
             return self._pg_writer.transact
         if engine.dialect.name == "sqlite":
             self._sqlite_writer = SqliteWriter(sqlite_file(self.url), self._sqlite_synchronous)
-            self._sqlite_reader = SqliteReader(sqlite_file(self.url), engine.dialect)
+            if self._sqlite_readers > 0:
+                self._sqlite_reader = SqliteReader(sqlite_file(self.url), engine.dialect, self._sqlite_readers)
             return self._sqlite_writer.transact
         raise ValueError(f"SqlHistory runs on PostgreSQL or SQLite, not {engine.dialect.name}")
 
