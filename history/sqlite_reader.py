@@ -63,11 +63,14 @@ class Prepared:
         compiled = query.compile(dialect=dialect)
         if compiled.positiontup is None:
             raise ValueError(f"{dialect.name} does not bind parameters by position")
+        if compiled.post_compile_params:  # IN (...) and the like are rendered per call: not for a text compiled once
+            raise ValueError(f"parameters rendered at execution time: {[p.key for p in compiled.post_compile_params]}")
         self.sql = compiled.string
-        # By their names in the SQL (an anonymous parameter, such as LIMIT 1's, is named when compiled).
-        binds = {name: compiled.binds[name] for name in compiled.positiontup}
-        self._binds = [(name, b.type.dialect_impl(dialect).bind_processor(dialect)) for name, b in binds.items()]
-        self._carried = {name: b.effective_value for name, b in binds.items() if not b.required}
+        # In the order of the SQL's `?`s, by their compiled names (an anonymous one, such as LIMIT 1's, is named
+        # when compiled); a parameter used twice is bound twice.
+        binds = [(name, compiled.binds[name]) for name in compiled.positiontup]
+        self._binds = [(name, b.type.dialect_impl(dialect).bind_processor(dialect)) for name, b in binds]
+        self._carried = {name: b.effective_value for name, b in binds if not b.required}
         self._columns = [
             (c.name, c.type.dialect_impl(dialect).result_processor(dialect, None)) for c in query.selected_columns
         ]

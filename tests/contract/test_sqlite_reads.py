@@ -187,6 +187,15 @@ def test_a_select_is_compiled_with_its_parameters_bound_not_inlined(fast: SqlHis
         prepared.parameters({"customer_id": "c-1"})
 
 
+def test_a_parameter_used_twice_is_bound_twice_and_a_list_rendered_per_call_is_refused(fast: SqlHistory):
+    either = sa.or_(contacts.c.contact_id == sa.bindparam("id"), contacts.c.decision_id == sa.bindparam("id"))
+    prepared = Prepared(sa.select(contacts).where(either), fast.engine.dialect)
+    assert prepared.parameters({"id": "d-1"}) == ("d-1", "d-1")
+
+    with pytest.raises(ValueError, match="rendered at execution time"):
+        Prepared(sa.select(contacts).where(contacts.c.contact_id.in_(["d-1", "d-2"])), fast.engine.dialect)
+
+
 # --- the request path does not go through aiosqlite ---------------------------------------------------
 
 
