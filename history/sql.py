@@ -251,7 +251,7 @@ class SqlHistory:
         """The customer's newest `limit` contact rows and `limit` response rows (at or after `since`), newest
         first: what `summary` and `entries` are built from (and `StreamHistory` merges its pending with)."""
         return await self._both(
-            _newest("contacts", customer_id, limit, since), _newest("responses", customer_id, limit, since)
+            _newest_of("contacts", customer_id, limit, since), _newest_of("responses", customer_id, limit, since)
         )
 
     async def ping(self) -> bool:
@@ -306,8 +306,19 @@ def _decision_for_request(reads: Reads, params: dict[str, Any]) -> DecisionRecor
     return rows.decision_from_rows(found, offers)
 
 
-def _newest(table: str, customer_id: str, limit: int, since: float | None) -> Lookup:
+def _newest_of(table: str, customer_id: str, limit: int, since: float | None) -> Lookup:
     params: dict[str, Any] = {"customer_id": customer_id, "limit": limit}
     if since is not None:
         params["since"] = since
     return queries.newest(table, bounded=since is not None), params
+
+
+def _newest(table: sa.Table, at: str, customer_id: str, limit: int, since: float | None) -> sa.Select[Any]:
+    """The select `newest_rows` runs on `table`, its values bound (tests EXPLAIN it on the partitions).
+
+    `at` is the table's time column: the one `queries.TIME_COLUMNS` names, or ValueError.
+    """
+    if queries.TIME_COLUMNS.get(table.name) != at:
+        raise ValueError(f"{table.name}'s rows are read newest first by {queries.TIME_COLUMNS.get(table.name)}")
+    query, params = _newest_of(table.name, customer_id, limit, since)
+    return query.params(params)

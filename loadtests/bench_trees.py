@@ -69,12 +69,15 @@ def phase(run: bench.Run, server: servers.Server, kind: str, rate: float, second
     return (cpu1 - cpu0) / len(outcome.latencies) * 1000, latency["p50_ms"], latency["p99_ms"], means, errors
 
 
-def summary(rows: dict[tuple[str, str, float, str], list[Row]]) -> str:
+Key = tuple[str, str, float] | tuple[str, str, float, str]  # (server kind, tree, rate[, request kind of --only])
+
+
+def summary(rows: dict[Key, list[Row]]) -> str:
     lines = ["medians over the rounds:"]
-    for (kind, label, rate, only), found in rows.items():
+    for (kind, label, rate, *only), found in rows.items():
         cpu, p50, p99 = (statistics.median(r[i] for r in found) for i in range(3))  # type: ignore[misc]
         means = {k: statistics.median(r[3].get(k, 0.0) for r in found) for k in found[0][3]}
-        lines.append(f"{rate:g}/s {kind:13} {only:8} {label:8} CPU {cpu:.3f} ms/request  "
+        lines.append(f"{rate:g}/s {kind:13} {''.join(f'{o:9}' for o in only)}{label:8} CPU {cpu:.3f} ms/request  "
                      f"p50 {p50:.2f}  p99 {p99:.2f} ms  errors {sum(r[4] for r in found)}")  # fmt: skip
         lines.append("    " + ", ".join(f"{k} {v:.3f}" for k, v in means.items()))
     return "\n".join(lines)
@@ -86,16 +89,16 @@ def rounds(
     started: dict[tuple[str, str], servers.Server],
     kinds: list[str],
     rates: list[float],
-) -> dict[tuple[str, str, float, str], list[Row]]:
+) -> dict[Key, list[Row]]:
     """Every phase, round by round, the trees' order flipped each round; the rows by (kind, tree, rate,
     request kind)."""
-    rows: dict[tuple[str, str, float, str], list[Row]] = {}
+    rows: dict[Key, list[Row]] = {}
     for round_ in range(args.rounds):
         labels = list(args.tree_dirs) if round_ % 2 == 0 else list(args.tree_dirs)[::-1]
         phases = ((r, o, k, t) for r in rates for o in args.kind_list for k in kinds for t in labels)
         for rate, only, kind, label in phases:
             row = phase(run, started[(kind, label)], kind, rate, args.seconds, only)
-            rows.setdefault((kind, label, rate, only), []).append(row)
+            rows.setdefault((kind, label, rate) if only == MIX else (kind, label, rate, only), []).append(row)
             print(f"round {round_ + 1} {rate:g}/s {kind:13} {only:8} {label:8} CPU {row[0]:.3f} ms/request  "
                   f"p50 {row[1]:.2f}  p99 {row[2]:.2f} ms  load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
     return rows
