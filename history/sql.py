@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -228,16 +228,11 @@ class SqlHistory:
 
         >>> summaries = await history.summaries(since=now - 400 * DAY)   # doctest: +SKIP
         """
-        events: dict[str, list[ContactEvent]] = defaultdict(list)
-        found_contacts, found_responses = await self._both(
-            (queries.since("contacts"), {"since": since}), (queries.since("responses"), {"since": since})
-        )
-        for row in found_contacts:
-            events[row._mapping["customer_id"]].append(rows.contact_event(row))
-        for row in found_responses:
-            events[row._mapping["customer_id"]].append(rows.response_event(row))
-        # Contacts were added first, and the sort is stable: at equal times a contact precedes its response.
-        return {cid: HistorySummary().with_events(sorted(evs, key=lambda e: e.at)) for cid, evs in events.items()}
+        scans = (queries.since("contacts"), {"since": since}), (queries.since("responses"), {"since": since})
+        if (reader := self._sqlite_reader) is not None:  # row by row on the reader thread: none kept
+            return await reader.run(lambda reads: _summaries_of(*(reads.each(*scan) for scan in scans)))
+        async with self._read_engine.connect() as conn:
+            return _summaries_of(*[await conn.execute(*scan) for scan in scans])
 
     async def entries(self, customer_id: str, limit: int = 100) -> list[HistoryEntry]:
         """The customer's contacts and responses, newest first, at most `limit`."""
@@ -295,6 +290,17 @@ def _group_lookups(response: ResponseRecord) -> list[Lookup]:
     lookups.append(_latest_contact(response.customer_id, response.offer_id, response.at))
     lookups.append(_latest_contact(response.customer_id, response.offer_id, None))
     return lookups
+
+
+def _summaries_of(contact_rows: Iterable[rows.Row], response_rows: Iterable[rows.Row]) -> dict[str, HistorySummary]:
+    """Every customer's summary from the rows of `queries.since` on contacts and on responses."""
+    events: dict[str, list[ContactEvent]] = defaultdict(list)
+    for row in contact_rows:
+        events[row._mapping["customer_id"]].append(rows.contact_event(row))
+    for row in response_rows:
+        events[row._mapping["customer_id"]].append(rows.response_event(row))
+    # Contacts were added first, and the sort is stable: at equal times a contact precedes its response.
+    return {cid: HistorySummary().with_events(sorted(evs, key=lambda e: e.at)) for cid, evs in events.items()}
 
 
 def _decision_for_request(reads: Reads, params: dict[str, Any]) -> DecisionRecord | None:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -96,16 +97,32 @@ class Reads:
     def all(self, query: sa.Select[Any], params: Mapping[str, Any]) -> list[ReadRow]:
         prepared = self._prepare(query)
         values = prepared.parameters(params)
-        try:
+        with _as_sqlalchemy_raises(prepared.sql, values):
             # fetchall, also for one row: the statement runs to its end, so that its read snapshot ends now.
             raw = self._conn.execute(prepared.sql, values).fetchall()
-        except sqlite3.Error as error:  # as SQLAlchemy raises it: the callers' handlers catch DBAPIError
-            raise sa.exc.DBAPIError.instance(prepared.sql, values, error, sqlite3.Error) from error
         return [prepared.row(r) for r in raw]
+
+    def each(self, query: sa.Select[Any], params: Mapping[str, Any]) -> Iterator[ReadRow]:
+        """The rows one at a time: for a scan too large to hold as rows (`SqlHistory.summaries`)."""
+        prepared = self._prepare(query)
+        values = prepared.parameters(params)
+        with _as_sqlalchemy_raises(prepared.sql, values):
+            cursor = self._conn.execute(prepared.sql, values)
+            while chunk := cursor.fetchmany(1_000):
+                yield from map(prepared.row, chunk)
 
     def first(self, query: sa.Select[Any], params: Mapping[str, Any]) -> ReadRow | None:
         found = self.all(query, params)
         return found[0] if found else None
+
+
+@contextmanager
+def _as_sqlalchemy_raises(sql: str, values: tuple[Any, ...]) -> Iterator[None]:
+    """sqlite3's errors as SQLAlchemy raises them (`DBAPIError` subclasses): the callers' handlers catch those."""
+    try:
+        yield
+    except sqlite3.Error as error:
+        raise sa.exc.DBAPIError.instance(sql, values, error, sqlite3.Error) from error
 
 
 class SqliteReader:

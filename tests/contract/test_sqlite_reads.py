@@ -215,6 +215,7 @@ HOT_READS: dict[str, Read] = {
     "decision_for_request missing": READS["decision_for_request missing"],
     "summary": READS["summary"],
     "entries": READS["entries"],
+    "summaries (start-up)": READS["summaries"],
     "a response's group": lambda h: h.record_response(
         ResponseRecord("r-new", "c-1", "loan_car", "web", Outcome.CLICKED, T0 + 99, "d-1")
     ),
