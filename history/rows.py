@@ -7,14 +7,21 @@ entries. Times stay epoch seconds here; the `EpochSeconds` column type converts 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Row
 
 from decisioning.records import ContactRecord, DecisionRecord, HistoryEntry, ResponseRecord
 from decisioning.types import ContactEvent, Direction, Outcome
 from history.writer import HistoryRecordError
+
+
+class Row(Protocol):
+    """A table row as these functions read it: a SQLAlchemy `Row`, or a `history.sqlite_reader.ReadRow`."""
+
+    @property
+    def _mapping(self) -> Mapping[str, Any]: ...
+
 
 DECISION_KIND = "decision"  # as a write's kind is named in messages (history.batch.DECISION)
 
@@ -152,7 +159,7 @@ def response_row(r: ResponseRecord, recorded_at: float) -> dict[str, Any]:
     }
 
 
-def contact_from_row(row: Row[Any]) -> ContactRecord:
+def contact_from_row(row: Row) -> ContactRecord:
     """Rebuild a `ContactRecord` from a full `contacts` row."""
     m = row._mapping
     return ContactRecord(
@@ -169,7 +176,7 @@ def contact_from_row(row: Row[Any]) -> ContactRecord:
     )
 
 
-def decision_from_rows(decision: Row[Any], offers: Sequence[Row[Any]]) -> DecisionRecord:
+def decision_from_rows(decision: Row, offers: Sequence[Row]) -> DecisionRecord:
     """Rebuild a `DecisionRecord` from its `decisions` row and its `contacts` rows (any order: they are
     put in rank order, unranked last)."""
     m = decision._mapping
@@ -193,7 +200,7 @@ def decision_from_rows(decision: Row[Any], offers: Sequence[Row[Any]]) -> Decisi
     )
 
 
-def contact_event(row: Row[Any]) -> ContactEvent:
+def contact_event(row: Row) -> ContactEvent:
     """The summary event of a `contacts` row, keyed by the decision responses refer to: the contact's
     own id, or the outbound decision a send confirms (as `ContactRecord.event` does)."""
     m = row._mapping
@@ -203,7 +210,7 @@ def contact_event(row: Row[Any]) -> ContactEvent:
     )
 
 
-def response_event(row: Row[Any]) -> ContactEvent:
+def response_event(row: Row) -> ContactEvent:
     """The summary event of a `responses` row (an unknown group reads as "")."""
     m = row._mapping
     group = m["group_id"] or ""
@@ -212,7 +219,7 @@ def response_event(row: Row[Any]) -> ContactEvent:
     )
 
 
-def response_from_row(row: Row[Any]) -> ResponseRecord:
+def response_from_row(row: Row) -> ResponseRecord:
     """Rebuild a `ResponseRecord` from a full `responses` row."""
     m = row._mapping
     return ResponseRecord(
@@ -227,12 +234,12 @@ def response_from_row(row: Row[Any]) -> ResponseRecord:
     )
 
 
-def contact_entry(row: Row[Any]) -> HistoryEntry:
+def contact_entry(row: Row) -> HistoryEntry:
     """A `contacts` row as the API lists it."""
     return entry_of_contact(contact_from_row(row))
 
 
-def response_entry(row: Row[Any]) -> HistoryEntry:
+def response_entry(row: Row) -> HistoryEntry:
     """A `responses` row as the API lists it, with when the history received it."""
     return entry_of_response(response_from_row(row), row._mapping["recorded_at"])
 

@@ -1,14 +1,16 @@
 """`SqlHistory`: the unified contact history on SQLite (embedded default) or PostgreSQL (production).
 
 Writes go through a group-commit writer (see `history.writer`): a call returns once its rows are
-committed, and concurrent calls share transactions. Reads run on their own pooled connections.
+committed, and concurrent calls share transactions. Reads run on their own pooled connections: on
+PostgreSQL through SQLAlchemy, on SQLite in one hop each to plain `sqlite3` readers (`history.sqlite_reader`);
+both run the selects of `history.queries`.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,13 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from decisioning.records import ContactRecord, DecisionRecord, HistoryEntry, ResponseRecord
 from decisioning.summary import MAX_EVENTS, HistorySummary
 from decisioning.types import ContactEvent
-from history import rows
+from history import queries, rows
 from history.batch import CONTACTS, DECISION, RESPONSE
 from history.database import make_engine, sqlite_file
 from history.postgres_writer import PostgresWriter
+from history.sqlite_reader import Reads, SqliteReader
 from history.sqlite_writer import SqliteWriter
-from history.tables import contacts, decisions, responses
 from history.writer import GroupCommitWriter, HistoryClosedError, Transact
+
+Lookup = tuple[sa.Select[Any], dict[str, Any]]  # a select of `history.queries` and its parameters
 
 
 class SqlHistory:
@@ -37,6 +41,8 @@ class SqlHistory:
 
     `batch_max` caps the writes that share one transaction; `batch_wait_ms` is how long the writer waits
     for more work after the first write of a batch. `clock` stamps responses' `recorded_at`.
+    `sqlite_readers` is the number of SQLite's reader threads; 0 sends SQLite's reads through SQLAlchemy and
+    aiosqlite, as PostgreSQL's go (slower: the tests compare the two paths).
     """
 
     def __init__(
@@ -47,10 +53,12 @@ class SqlHistory:
         batch_wait_ms: float = 1.0,
         clock: Callable[[], float] = time.time,
         sqlite_synchronous: str = "full",
+        sqlite_readers: int = 2,
         **engine_options: Any,
     ) -> None:
         self.url = url
         self._sqlite_synchronous = sqlite_synchronous
+        self._sqlite_readers = sqlite_readers
         self._batch_max = batch_max
         self._batch_wait = batch_wait_ms / 1000.0
         self._clock = clock
@@ -59,6 +67,7 @@ class SqlHistory:
         self._writer: GroupCommitWriter | None = None
         self._sqlite_writer: SqliteWriter | None = None
         self._pg_writer: PostgresWriter | None = None
+        self._sqlite_reader: SqliteReader | None = None  # SQLite: the reads' threads (see history.sqlite_reader)
         self._reads: AsyncEngine | None = None  # PostgreSQL: the reads' own pool, in autocommit (see start)
 
     async def start(self) -> None:
@@ -83,6 +92,8 @@ class SqlHistory:
             return self._pg_writer.transact
         if engine.dialect.name == "sqlite":
             self._sqlite_writer = SqliteWriter(sqlite_file(self.url), self._sqlite_synchronous)
+            if self._sqlite_readers > 0:
+                self._sqlite_reader = SqliteReader(sqlite_file(self.url), engine.dialect, self._sqlite_readers)
             return self._sqlite_writer.transact
         raise ValueError(f"SqlHistory runs on PostgreSQL or SQLite, not {engine.dialect.name}")
 
@@ -90,9 +101,12 @@ class SqlHistory:
         """Write what is queued, then release the connections. Idempotent."""
         writer, engine, sqlite_writer, pg_writer = self._writer, self._engine, self._sqlite_writer, self._pg_writer
         reads, self._reads = self._reads, None
+        sqlite_reader, self._sqlite_reader = self._sqlite_reader, None
         self._writer = self._engine = self._sqlite_writer = self._pg_writer = None
         if writer is not None:
             await writer.close()
+        if sqlite_reader is not None:
+            await sqlite_reader.close()
         if sqlite_writer is not None:
             await sqlite_writer.close()
         if pg_writer is not None:
@@ -160,14 +174,16 @@ class SqlHistory:
         return await self._writer.submit(kind, payload)
 
     async def _group_of(self, response: ResponseRecord) -> str | None:
-        contact = None
-        if response.decision_id is not None:
-            contact = await self.find_contact(response.decision_id, response.offer_id)
-        if contact is None:  # the contact it answers was made before it; any, if none was (clock skew)
-            contact = await self.latest_contact(response.customer_id, response.offer_id, response.at)
-        if contact is None:
-            contact = await self.latest_contact(response.customer_id, response.offer_id)
-        return contact.group if contact else None
+        """The group of the contact the response answers: the first of `_group_lookups` found."""
+        lookups = _group_lookups(response)
+        if (reader := self._sqlite_reader) is not None:
+            row = await reader.run(lambda reads: next(filter(None, (reads.first(*q) for q in lookups)), None))
+        else:
+            row = None
+            for lookup in lookups:
+                if (row := await self._first(*lookup)) is not None:
+                    break
+        return row._mapping["group_id"] if row else None
 
     # --- reads --------------------------------------------------------------------------------------
 
@@ -176,28 +192,25 @@ class SqlHistory:
     ) -> ContactRecord | None:
         """The most recent contact (any channel, any outcome) of this offer to this customer, made at or
         before `at_or_before` when given. Ties in time go to the greatest (contact_id): deterministic."""
-        query = sa.select(contacts).where(contacts.c.customer_id == customer_id, contacts.c.offer_id == offer_id)
-        if at_or_before is not None:
-            query = query.where(contacts.c.contacted_at <= at_or_before)
-        row = await self._first(query.order_by(contacts.c.contacted_at.desc(), contacts.c.contact_id.desc()).limit(1))
+        row = await self._first(*_latest_contact(customer_id, offer_id, at_or_before))
         return rows.contact_from_row(row) if row else None
 
     async def find_contact(self, decision_id: str, offer_id: str) -> ContactRecord | None:
         """The contact of `offer_id` in the decision (or outbound send) `decision_id`."""
-        query = sa.select(contacts).where(
-            contacts.c.contact_id == decision_id, contacts.c.offer_id == offer_id
-        )
-        row = await self._first(query)
+        row = await self._first(*_find_contact(decision_id, offer_id))
         return rows.contact_from_row(row) if row else None
 
     async def decision_for_request(self, request_id: str) -> DecisionRecord | None:
         """The decision recorded for a request id, with its contacts in rank order, if any (idempotent
         retries)."""
+        params = {"request_id": request_id}
+        if (reader := self._sqlite_reader) is not None:
+            return await reader.run(lambda reads: _decision_for_request(reads, params))
         async with self._read_engine.connect() as conn:
-            found = (await conn.execute(sa.select(decisions).where(decisions.c.request_id == request_id))).first()
+            found = (await conn.execute(queries.decision_for_request(), params)).first()
             if found is None:
                 return None
-            offers = await conn.execute(sa.select(contacts).where(contacts.c.contact_id == found.decision_id))
+            offers = await conn.execute(queries.contacts_of(), {"contact_id": found.decision_id})
             return rows.decision_from_rows(found, offers.all())
 
     async def summary(self, customer_id: str, since: float) -> HistorySummary:
@@ -215,14 +228,11 @@ class SqlHistory:
 
         >>> summaries = await history.summaries(since=now - 400 * DAY)   # doctest: +SKIP
         """
-        events: dict[str, list[ContactEvent]] = defaultdict(list)
+        scans = (queries.since("contacts"), {"since": since}), (queries.since("responses"), {"since": since})
+        if (reader := self._sqlite_reader) is not None:  # row by row on the reader thread: none kept
+            return await reader.run(lambda reads: _summaries_of(*(reads.each(*scan) for scan in scans)))
         async with self._read_engine.connect() as conn:
-            for row in await conn.execute(sa.select(contacts).where(contacts.c.contacted_at >= since)):
-                events[row.customer_id].append(rows.contact_event(row))
-            for row in await conn.execute(sa.select(responses).where(responses.c.responded_at >= since)):
-                events[row.customer_id].append(rows.response_event(row))
-        # Contacts were added first, and the sort is stable: at equal times a contact precedes its response.
-        return {cid: HistorySummary().with_events(sorted(evs, key=lambda e: e.at)) for cid, evs in events.items()}
+            return _summaries_of(*[await conn.execute(*scan) for scan in scans])
 
     async def entries(self, customer_id: str, limit: int = 100) -> list[HistoryEntry]:
         """The customer's contacts and responses, newest first, at most `limit`."""
@@ -232,34 +242,89 @@ class SqlHistory:
 
     async def newest_rows(
         self, customer_id: str, limit: int, since: float | None = None
-    ) -> tuple[Sequence[sa.Row[Any]], Sequence[sa.Row[Any]]]:
+    ) -> tuple[Sequence[rows.Row], Sequence[rows.Row]]:
         """The customer's newest `limit` contact rows and `limit` response rows (at or after `since`), newest
         first: what `summary` and `entries` are built from (and `StreamHistory` merges its pending with)."""
-        async with self._read_engine.connect() as conn:
-            found_contacts = await conn.execute(_newest(contacts, "contacted_at", customer_id, limit, since))
-            found_responses = await conn.execute(
-                _newest(responses, "responded_at", customer_id, limit, since)
-            )
-            return found_contacts.all(), found_responses.all()
+        return await self._both(
+            _newest_of("contacts", customer_id, limit, since), _newest_of("responses", customer_id, limit, since)
+        )
 
     async def ping(self) -> bool:
-        """True when the database answers a trivial query."""
+        """True when the database answers a trivial query (through the engine, on SQLite too: its
+        migrations and the CLI use it)."""
         try:
-            return await self._first(sa.select(sa.literal(1))) is not None
+            async with self._read_engine.connect() as conn:
+                return (await conn.execute(sa.select(sa.literal(1)))).first() is not None
         except Exception:  # a health check reports, it does not raise
             return False
 
-    async def _first(self, query: sa.Select[Any]) -> sa.Row[Any] | None:
+    async def _first(self, query: sa.Select[Any], params: dict[str, Any]) -> rows.Row | None:
+        if (reader := self._sqlite_reader) is not None:
+            return await reader.run(lambda reads: reads.first(query, params))
         async with self._read_engine.connect() as conn:
-            return (await conn.execute(query)).first()
+            return (await conn.execute(query, params)).first()
+
+    async def _both(self, first: Lookup, second: Lookup) -> tuple[Sequence[rows.Row], Sequence[rows.Row]]:
+        """The rows of two selects, in one hop on SQLite, on one pooled connection otherwise."""
+        if (reader := self._sqlite_reader) is not None:
+            return await reader.run(lambda reads: (reads.all(*first), reads.all(*second)))
+        async with self._read_engine.connect() as conn:
+            return (await conn.execute(*first)).all(), (await conn.execute(*second)).all()
+
+
+def _latest_contact(customer_id: str, offer_id: str, at_or_before: float | None) -> Lookup:
+    params: dict[str, Any] = {"customer_id": customer_id, "offer_id": offer_id}
+    if at_or_before is not None:
+        params["at_or_before"] = at_or_before
+    return queries.latest_contact(bounded=at_or_before is not None), params
+
+
+def _find_contact(decision_id: str, offer_id: str) -> Lookup:
+    return queries.find_contact(), {"contact_id": decision_id, "offer_id": offer_id}
+
+
+def _group_lookups(response: ResponseRecord) -> list[Lookup]:
+    """Where a response's contact is looked for, in order: the contact it names; the customer's latest of
+    that offer made before it; any, if none was (clock skew)."""
+    lookups = [_find_contact(response.decision_id, response.offer_id)] if response.decision_id is not None else []
+    lookups.append(_latest_contact(response.customer_id, response.offer_id, response.at))
+    lookups.append(_latest_contact(response.customer_id, response.offer_id, None))
+    return lookups
+
+
+def _summaries_of(contact_rows: Iterable[rows.Row], response_rows: Iterable[rows.Row]) -> dict[str, HistorySummary]:
+    """Every customer's summary from the rows of `queries.since` on contacts and on responses."""
+    events: dict[str, list[ContactEvent]] = defaultdict(list)
+    for row in contact_rows:
+        events[row._mapping["customer_id"]].append(rows.contact_event(row))
+    for row in response_rows:
+        events[row._mapping["customer_id"]].append(rows.response_event(row))
+    # Contacts were added first, and the sort is stable: at equal times a contact precedes its response.
+    return {cid: HistorySummary().with_events(sorted(evs, key=lambda e: e.at)) for cid, evs in events.items()}
+
+
+def _decision_for_request(reads: Reads, params: dict[str, Any]) -> DecisionRecord | None:
+    """`SqlHistory.decision_for_request` on a SQLite reader thread: both selects and the record, one hop."""
+    found = reads.first(queries.decision_for_request(), params)
+    if found is None:
+        return None
+    offers = reads.all(queries.contacts_of(), {"contact_id": found._mapping["decision_id"]})
+    return rows.decision_from_rows(found, offers)
+
+
+def _newest_of(table: str, customer_id: str, limit: int, since: float | None) -> Lookup:
+    params: dict[str, Any] = {"customer_id": customer_id, "limit": limit}
+    if since is not None:
+        params["since"] = since
+    return queries.newest(table, bounded=since is not None), params
 
 
 def _newest(table: sa.Table, at: str, customer_id: str, limit: int, since: float | None) -> sa.Select[Any]:
-    """The customer's newest rows of `table` by its time column `at`, at or after `since`.
+    """The select `newest_rows` runs on `table`, its values bound (tests EXPLAIN it on the partitions).
 
-    Ties in time are broken by the primary key, so that listings are deterministic.
+    `at` is the table's time column: the one `queries.TIME_COLUMNS` names, or ValueError.
     """
-    query = sa.select(table).where(table.c.customer_id == customer_id)
-    if since is not None:
-        query = query.where(table.c[at] >= since)
-    return query.order_by(table.c[at].desc(), *table.primary_key.columns).limit(limit)
+    if queries.TIME_COLUMNS.get(table.name) != at:
+        raise ValueError(f"{table.name}'s rows are read newest first by {queries.TIME_COLUMNS.get(table.name)}")
+    query, params = _newest_of(table.name, customer_id, limit, since)
+    return query.params(params)

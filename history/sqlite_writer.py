@@ -3,8 +3,8 @@
 Through aiosqlite every statement is a round trip to a connection thread, and each return needs the GIL
 back from an event loop that is busy serving requests: a batch (BEGIN, three inserts, COMMIT) paid that
 five times (~24 ms per 100-decision batch under load). Here the batch's transaction runs entirely in
-one dedicated thread on a plain `sqlite3` connection, so it pays once. Reads still go through
-SQLAlchemy; WAL lets them run beside the writer.
+one dedicated thread on a plain `sqlite3` connection, so it pays once. Reads do the same on their own
+threads (`history.sqlite_reader`); WAL lets them run beside the writer.
 
 Rows are written exactly as SQLAlchemy's types would write them (its own SQLite DATETIME formatter,
 JSON text, booleans as 0/1), so the two paths read back alike.
