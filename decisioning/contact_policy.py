@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 from decisioning.catalogue import CalendarUnit, ContactPolicy, Level, Offer, Window, WindowKind
 from decisioning.rules import RuleEnv, RuleError
-from decisioning.summary import HistoryView
+from decisioning.summary import HistoryView, times_by_scope
 from decisioning.types import DAY, Outcome
 
 ALL = "*"  # the one scope of a policy at the level of all marketing offers
@@ -279,16 +279,7 @@ def _times_by_scope(
         found = [h for h in found if h.offer_id not in service_offers]
     if policy.level is _LEVEL_ALL:
         return {ALL: [h.at for h in found]} if found else {}
-    out: dict[str, list[float]] = {}
-    by_offer = policy.level is _LEVEL_OFFER
-    for h in found:
-        scope = h.offer_id if by_offer else h.group
-        times = out.get(scope)
-        if times is None:
-            out[scope] = [h.at]
-        else:
-            times.append(h.at)
-    return out
+    return times_by_scope(found, policy.level is _LEVEL_OFFER)
 
 
 def _latest_trigger(

@@ -221,14 +221,7 @@ class HistoryView:
         key = (outcomes, channels, by_offer)
         index = self._scope_memo.get(key)
         if index is None:
-            index = self._scope_memo[key] = {}
-            for h in self._matching(outcomes, channels):
-                scope = h.offer_id if by_offer else h.group
-                times = index.get(scope)
-                if times is None:
-                    index[scope] = [h.at]
-                else:
-                    times.append(h.at)
+            index = self._scope_memo[key] = times_by_scope(self._matching(outcomes, channels), by_offer)
         return index
 
     @cached_property
@@ -273,3 +266,20 @@ class HistoryView:
             if e.outcome in CONTACT_OUTCOMES and e.at >= since and (e.decision_id, e.offer_id) not in settled:
                 out[e.offer_id] = e.at
         return out
+
+
+def times_by_scope(happenings: Iterable[Happening], by_offer: bool) -> dict[str, list[float]]:
+    """The happenings' times per offer id (`by_offer`) or per group, in the order given.
+
+    >>> times_by_scope([ContactEvent(1.0, "a", "g", "web", Outcome.PRESENTED)], False)
+    {'g': [1.0]}
+    """
+    out: dict[str, list[float]] = {}
+    for h in happenings:
+        scope = h.offer_id if by_offer else h.group
+        times = out.get(scope)
+        if times is None:
+            out[scope] = [h.at]
+        else:
+            times.append(h.at)
+    return out
