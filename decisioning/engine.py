@@ -370,12 +370,10 @@ class _Run:
             value = constants[index[offer_id]]
             if value is None:
                 value = self._value(offer)
-            if offer_id in recent:
-                out.append(Candidate(offer, p, value, offer.lever, float(weight_of(offer.group, default_weight)),
-                                     1.0 if pin else boost, pin, n))  # fmt: skip
-            else:
-                out.append(Candidate(offer, p, value, offer.lever, float(weight_of(offer.group, default_weight)),
-                                     1.0, False, n))  # fmt: skip
+            seen = offer_id in recent
+            weight = float(weight_of(offer.group, default_weight))
+            factor = boost if seen and not pin else 1.0
+            out.append(Candidate(offer, p, value, offer.lever, weight, factor, seen and pin, n))
         return out
 
     def _recent_unanswered(self) -> dict[str, float]:
