@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from decisioning.bits import indices
 from decisioning.catalogue import Catalogue, Rule
-from decisioning.plan import indices, plan_for
+from decisioning.plan import plan_for
 from decisioning.rules import CompiledRule, RuleEnv, RuleError
 from decisioning.rules.history_calls import HistoryCall
 from decisioning.summary import HistoryView

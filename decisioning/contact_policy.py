@@ -25,13 +25,14 @@ segment and to some offers or groups. The exact semantics, pinned by tests/unit/
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from decisioning.bits import indices
 from decisioning.catalogue import CalendarUnit, ContactPolicy, Level, Offer, Window, WindowKind
 from decisioning.rules import RuleEnv, RuleError
 from decisioning.summary import HistoryView, times_by_scope
@@ -104,7 +105,7 @@ class PolicyPlan:
         if found is None:
             if len(self._ids) >= _MAX_REMEMBERED_SETS:
                 self._ids.clear()
-            found = self._ids[bits] = frozenset(self.offers[i].id for i in _indices(bits))
+            found = self._ids[bits] = frozenset(self.offers[i].id for i in indices(bits))
         return found
 
 
@@ -232,7 +233,7 @@ def _scopes(
             i = index.get(offer_id)
             if i is not None:
                 bits |= 1 << i
-        return [(plan.offers[i].id, 1 << i) for i in _indices(bits & targets)]
+        return [(plan.offers[i].id, 1 << i) for i in indices(bits & targets)]
     scopes = []
     for group, group_bits in plan.group_bits[k].items():
         members = targets & group_bits
@@ -245,13 +246,6 @@ def _scopes(
 
 def _lowest_bit(scope: tuple[str, int]) -> int:
     return scope[1] & -scope[1]
-
-
-def _indices(bits: int) -> Iterator[int]:
-    while bits:
-        low = bits & -bits
-        yield low.bit_length() - 1
-        bits ^= low
 
 
 def _scope_label(level: Level, key: str) -> str:
@@ -319,7 +313,7 @@ def _suppress(
         until,
         policy.description,
     )
-    for i in _indices(_suppressed_offers(plan, k, members, targets)):
+    for i in indices(_suppressed_offers(plan, k, members, targets)):
         suppressed.setdefault(plan.offers[i].id, hit)
 
 
@@ -330,7 +324,7 @@ def _suppressed_offers(plan: PolicyPlan, k: int, members: int, targets: int) -> 
     if suppress is _LEVEL_GROUP:
         groups = plan.group_bits[k]
         bits = 0
-        for i in _indices(members):
+        for i in indices(members):
             bits |= groups[plan.offers[i].group]
         return bits & targets
     return members

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from decisioning.arbitration import ArbitrationResult, Candidate, Selection, arbitrate, in_control_group
+from decisioning.bits import indices
 from decisioning.catalogue import (
     ArbitrationSettings,
     Catalogue,
@@ -26,7 +27,7 @@ from decisioning.catalogue import (
 )
 from decisioning.contact_policy import Headroom, PolicyOutcome, Suppression, evaluate_plan
 from decisioning.explanation import CandidateExplanation, RuleFailure, Stage
-from decisioning.plan import indices, plan_for
+from decisioning.plan import plan_for
 from decisioning.ports import Scorer
 from decisioning.records import ContactRecord, DecisionRecord
 from decisioning.rules import RuleEnv, RuleError

@@ -14,7 +14,7 @@ integer operations and rule evaluations instead of hundreds of per-offer checks:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -66,14 +66,6 @@ def plan_for(catalogue: Catalogue) -> Plan:
     if plan is None:
         plan = _PLANS[catalogue] = _build(catalogue)
     return plan
-
-
-def indices(bits: int) -> Iterator[int]:
-    """The positions of the set bits, lowest first: indices(0b1010) -> 1, 3."""
-    while bits:
-        low = bits & -bits
-        yield low.bit_length() - 1
-        bits ^= low
 
 
 def _build(catalogue: Catalogue) -> Plan:
